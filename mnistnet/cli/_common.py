@@ -1,0 +1,73 @@
+"""What every command shares: error translation and common options."""
+
+import functools
+import sys
+
+import click
+
+from mnistnet.errors import EXIT_INTERRUPTED, MnistnetError
+
+
+def handle_errors(func):
+    """Turn expected failures into one-line errors and documented exit codes.
+
+    ``MnistnetError`` -> ``Error: ...`` on stderr, exit 1.
+    ``KeyboardInterrupt`` -> ``Interrupted.`` on stderr, exit 130.
+    Anything else is a bug and keeps its traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MnistnetError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+DATASET_NAMES = ("mnist", "fashion-mnist", "mnist-sample", "idx")
+
+
+def dataset_options(default="mnist", default_help=None):
+    """``--dataset``, ``--data-dir`` and ``--mirror``, shared by every command that reads data."""
+
+    def decorator(func):
+        func = click.option(
+            "--mirror",
+            "mirrors",
+            multiple=True,
+            metavar="URL",
+            help="Base URL to try before the built-in mirrors (repeatable; "
+            "also MNISTNET_MIRROR, space-separated).",
+        )(func)
+        func = click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=str),
+            default=None,
+            help="Directory holding (or to receive) the IDX files. "
+            "Default: $MNISTNET_DATA_DIR, else the user cache.",
+        )(func)
+        func = click.option(
+            "--dataset",
+            type=click.Choice(DATASET_NAMES),
+            default=default,
+            show_default=default is not None,
+            help=default_help or "Dataset to use.",
+        )(func)
+        return func
+
+    return decorator
+
+
+def quiet_option(func):
+    return click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")(func)
+
+
+def json_option(func):
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+    )(func)

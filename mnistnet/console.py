@@ -1,0 +1,32 @@
+"""Output for people (rich, on stderr) and for machines (JSON, on stdout).
+
+stdout carries only results (JSON with ``--json``); chatter, progress and
+errors go to stderr. Colour and live displays only on a terminal; rich
+already honours ``NO_COLOR``.
+"""
+
+import json
+import sys
+
+from rich.console import Console
+
+
+def make_console(quiet=False):
+    """A rich console on stderr; with ``quiet`` it prints nothing."""
+    return Console(stderr=True, quiet=quiet, highlight=False)
+
+
+def stdout_console():
+    """A rich console on stdout for results meant for people (tables)."""
+    return Console(highlight=False)
+
+
+def is_interactive(console):
+    """True when live displays (progress bars) make sense on ``console``."""
+    return console.is_terminal and not console.quiet
+
+
+def print_json(obj):
+    """Write ``obj`` as one JSON document on stdout, and nothing else."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
