@@ -1,0 +1,133 @@
+"""Saving and loading models: one ``.npz`` holding the weights and their story.
+
+Arrays ``W1, b1, W2, b2`` plus ``metadata``: a 0-d string array holding
+one JSON object (format, format_version, mnistnet_version, task, classes,
+class_names, layers, activations, loss, pixels, dtype, config, dataset with
+file hashes, metrics, created, epochs_trained, interrupted). Everything
+loads with ``np.load(path, allow_pickle=False)``: no pickle, ever.
+"""
+
+import json
+import zipfile
+
+import numpy as np
+
+from mnistnet.errors import ModelFileError
+from mnistnet.fileio import atomic_path
+from mnistnet.model import PARAM_NAMES
+
+FORMAT = "mnistnet-model"
+FORMAT_VERSION = 1
+TASK_OUTPUTS = {"binary": (2, 1), "multiclass": (10, 10)}  # task -> (classes, output units)
+REQUIRED_METADATA = ("format", "format_version", "task", "classes", "layers", "pixels", "dtype")
+
+
+def save_model(path, params, metadata):
+    """Write ``params`` and ``metadata`` (a JSON-able dict) to ``path`` atomically."""
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
+    arrays = {name: params[name] for name in PARAM_NAMES}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        # A file object, not a name: np.savez would append ".npz" to a name.
+        np.savez(f, metadata=np.array(json.dumps(meta)), **arrays)
+
+
+def load_model(path):
+    """Read and check a model file.
+
+    Returns
+    -------
+    params : dict of ndarray (``W1, b1, W2, b2``)
+    metadata : dict
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and the problem: not an npz, pickled (object)
+        arrays, missing arrays, bad metadata, unknown format version,
+        shapes or dtypes that disagree with the metadata.
+    """
+
+    def bad(problem):
+        return ModelFileError(f"model file {path}: {problem}")
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise bad("not an .npz archive (a single .npy array)")
+            names = set(npz.files)
+            missing = [n for n in (*PARAM_NAMES, "metadata") if n not in names]
+            if missing:
+                raise bad(f"missing array(s) {', '.join(missing)}; not an mnistnet model?")
+            arrays = {name: npz[name] for name in (*PARAM_NAMES, "metadata")}
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        raise bad("no such file") from None
+    except IsADirectoryError:
+        raise bad("is a directory") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise bad("holds pickled object arrays, which are never loaded (unsafe)") from None
+        raise bad(f"not a valid .npz model ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise bad(f"not a readable .npz archive ({type(exc).__name__}: {exc})") from None
+
+    raw = arrays.pop("metadata")
+    if raw.dtype.kind != "U" or raw.shape != ():
+        raise bad("'metadata' is not a JSON string")
+    try:
+        meta = json.loads(str(raw))
+    except json.JSONDecodeError as exc:
+        raise bad(f"metadata is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(meta, dict):
+        raise bad("metadata is not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise bad(f"metadata format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise bad(
+            f"unknown format version {meta.get('format_version')!r} "
+            f"(this mnistnet reads version {FORMAT_VERSION}); upgrade mnistnet?"
+        )
+    absent = [key for key in REQUIRED_METADATA if key not in meta]
+    if absent:
+        raise bad(f"metadata lacks {', '.join(absent)}")
+    _check_consistency(arrays, meta, bad)
+    return arrays, meta
+
+
+def _check_consistency(params, meta, bad):
+    task = meta["task"]
+    if task not in TASK_OUTPUTS:
+        raise bad(f"unknown task {task!r}")
+    n_classes, n_out = TASK_OUTPUTS[task]
+    classes = meta["classes"]
+    if (
+        not isinstance(classes, list)
+        or len(classes) != n_classes
+        or not all(isinstance(c, int) and 0 <= c <= 9 for c in classes)
+        or len(set(classes)) != n_classes
+    ):
+        raise bad(f"'classes' must be {n_classes} different digits for a {task} model")
+    layers = meta["layers"]
+    if (
+        not isinstance(layers, list)
+        or len(layers) != 3
+        or not all(isinstance(v, int) and v > 0 for v in layers)
+    ):
+        raise bad("'layers' must be three positive sizes [inputs, hidden, outputs]")
+    n_in, n_hidden, n_layer_out = layers
+    if n_in != 784 or n_layer_out != n_out:
+        raise bad(f"layers {layers} do not fit a {task} model on 28x28 images")
+    if meta["dtype"] not in ("float32", "float64"):
+        raise bad(f"unknown dtype {meta['dtype']!r}")
+    if meta["pixels"] not in ("raw", "unit"):
+        raise bad(f"unknown pixel scaling {meta['pixels']!r}")
+    expected = {"W1": (n_in, n_hidden), "b1": (n_hidden,), "W2": (n_hidden, n_out), "b2": (n_out,)}
+    for name, shape in expected.items():
+        arr = params[name]
+        if arr.shape != shape:
+            raise bad(f"array {name} has shape {arr.shape}, the metadata says {shape}")
+        if arr.dtype != np.dtype(meta["dtype"]):
+            raise bad(f"array {name} has dtype {arr.dtype}, the metadata says {meta['dtype']}")
+        if not np.isfinite(arr).all():
+            raise bad(f"array {name} holds NaN or infinite values")

@@ -1,0 +1,110 @@
+"""From uint8 images and labels to the arrays the network trains on.
+
+The course notebook's selection: the first ``samples_per_class`` training
+images of each chosen class, class after class; labels become 0..K-1 in
+the order the classes are given (for ``--digits 5 8``: 5 -> 0, 8 -> 1).
+"""
+
+import numpy as np
+
+PIXEL_SCALINGS = ("raw", "unit")
+
+
+def select_classes(images, labels, classes, samples_per_class=None):
+    """The first ``samples_per_class`` images of each class in ``classes``.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, 28, 28), uint8
+    labels : ndarray of shape (n,), uint8
+    classes : sequence of int
+        Original labels to keep; position in this sequence is the new label.
+    samples_per_class : int or None
+        None keeps every image of each class.
+
+    Returns
+    -------
+    images : ndarray of shape (m, 28, 28), uint8, class after class
+    y : ndarray of shape (m,), intp, values 0..len(classes)-1
+    """
+    picked = []
+    for new_label, cls in enumerate(classes):
+        idx = np.flatnonzero(labels == cls)
+        if samples_per_class is not None:
+            idx = idx[:samples_per_class]
+        picked.append((idx, new_label))
+    index = np.concatenate([idx for idx, _ in picked])
+    y = np.concatenate([np.full(len(idx), lab, dtype=np.intp) for idx, lab in picked])
+    return images[index], y
+
+
+def prepare_inputs(images, pixels="raw", dtype=np.float64):
+    """Flatten images to rows and scale them, converted to ``dtype`` once.
+
+    ``raw`` keeps 0..255 (the notebook); ``unit`` divides by 255.
+
+    Returns
+    -------
+    ndarray of shape (n, 784), C-contiguous, of ``dtype``
+    """
+    if pixels not in PIXEL_SCALINGS:
+        raise ValueError(f"unknown pixel scaling {pixels!r}; choose from {PIXEL_SCALINGS}")
+    X = images.reshape(len(images), -1).astype(dtype)
+    if pixels == "unit":
+        X /= 255
+    return X
+
+
+def targets(y, n_out, dtype=np.float64):
+    """Targets for the network's output: a 0/1 column (``n_out == 1``) or one-hot rows.
+
+    Returns
+    -------
+    ndarray of shape (n, n_out), of ``dtype``
+    """
+    if n_out == 1:
+        return y.reshape(-1, 1).astype(dtype)
+    Y = np.zeros((len(y), n_out), dtype=dtype)
+    Y[np.arange(len(y)), y] = 1
+    return Y
+
+
+def shift_images(X, max_shift, rng, side=28, out=None):
+    """Translate each image (a row of ``X``) by its own random offset.
+
+    Offsets ``dy, dx`` are drawn uniformly from ``-max_shift..max_shift``
+    from ``rng``; pixels shifted in from outside are 0 (the background).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, side * side)
+    max_shift : int
+    rng : numpy.random.Generator
+    out : ndarray like ``X``, optional (must not be ``X``)
+
+    Returns
+    -------
+    ndarray of shape (n, side * side)
+    """
+    n = len(X)
+    images = X.reshape(n, side, side)
+    out = np.zeros_like(X) if out is None else out
+    out[...] = 0
+    shifted = out.reshape(n, side, side)
+    offsets = rng.integers(-max_shift, max_shift + 1, size=(n, 2))
+    # One slice assignment per distinct offset, not per image.
+    codes = (offsets[:, 0] + max_shift) * (2 * max_shift + 1) + (offsets[:, 1] + max_shift)
+    for code in np.unique(codes):
+        rows = np.flatnonzero(codes == code)
+        dy, dx = offsets[rows[0]]
+        src_y, dst_y = _span(dy, side)
+        src_x, dst_x = _span(dx, side)
+        shifted[rows, dst_y, dst_x] = images[rows, src_y, src_x]
+    return out
+
+
+def _span(shift, side):
+    """Source and destination slices along one axis for a shift by ``shift``."""
+    if shift >= 0:
+        return slice(0, side - shift), slice(shift, side)
+    return slice(-shift, side), slice(0, side + shift)

@@ -1,0 +1,153 @@
+"""Activation and loss functions, pure and numerically stable.
+
+Two output heads, each an activation paired with its loss so that the
+gradient of the loss with respect to the logits is ``P - Y`` (see
+sklearn's ``_backprop`` and Nielsen's ``CrossEntropyCost.delta``):
+
+=========  ==========  ====================  =====================
+head       activation  loss                  output units
+=========  ==========  ====================  =====================
+binary     sigmoid     binary cross-entropy  1
+multiclass softmax     cross-entropy         K
+=========  ==========  ====================  =====================
+
+Losses are computed from the logits ``Z`` (log-sigmoid / log-sum-exp), so a
+probability of exactly 0 or 1 never produces ``log(0)``, and nothing here
+ever raises a floating-point RuntimeWarning, even for logits of +-1e4.
+"""
+
+import numpy as np
+
+
+def sigmoid(z, out=None):
+    """Logistic function ``1 / (1 + exp(-z))``, computed as ``(1 + tanh(z / 2)) / 2``.
+
+    The tanh form never overflows (``exp(-z)`` does for ``z < -709`` in
+    float64) and is fast in place. ``out`` may be ``z`` itself.
+
+    Parameters
+    ----------
+    z : ndarray
+    out : ndarray of the same shape and dtype, optional
+
+    Returns
+    -------
+    ndarray, values in [0, 1]
+    """
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
+
+
+def sigmoid_derivative_inplace(delta, A, work=None):
+    """Multiply ``delta`` in place by sigmoid'(z) = ``A * (1 - A)``, with ``A = sigmoid(z)``.
+
+    The derivative comes from the stored activation, as in sklearn's
+    ``inplace_logistic_derivative``. ``work`` (same shape as ``A``) is an
+    optional scratch buffer, so the training loop allocates nothing here.
+    """
+    work = np.subtract(1, A, out=work)
+    work *= A
+    delta *= work
+    return delta
+
+
+def softmax(z, out=None):
+    """Row-wise softmax of ``z`` (n_samples, n_classes).
+
+    Each row is shifted by its own maximum before ``exp``: the result is
+    unchanged mathematically and ``exp`` can no longer overflow.
+    """
+    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def log_softmax(z):
+    """Row-wise ``log(softmax(z))`` via log-sum-exp, finite for any finite ``z``."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def log_sigmoid(z):
+    """``log(sigmoid(z)) = -softplus(-z)``, finite for any finite ``z``.
+
+    ``softplus(x) = max(x, 0) + log1p(exp(-|x|))``: the ``exp`` argument is
+    never positive, so it cannot overflow.
+    """
+    return -(np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z))))
+
+
+def binary_cross_entropy_from_logits(Z, Y):
+    """Per-sample binary cross-entropy of ``sigmoid(Z)`` against ``Y``.
+
+    ``-[y log p + (1 - y) log(1 - p)]`` with ``log p = log_sigmoid(z)`` and
+    ``log(1 - p) = log_sigmoid(-z)``; equal to ``softplus(z) - y z``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, 1)
+        Logits.
+    Y : ndarray of shape (n_samples, 1)
+        Targets in {0, 1}.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    Z = Z[:, 0]
+    Y = Y[:, 0]
+    return np.maximum(Z, 0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))
+
+
+def cross_entropy_from_logits(Z, Y):
+    """Per-sample cross-entropy ``-sum_k y_k log softmax(z)_k``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_classes)
+        Logits.
+    Y : ndarray of shape (n_samples, n_classes)
+        One-hot targets.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    return -(Y * log_softmax(Z)).sum(axis=1)
+
+
+def binary_cross_entropy(P, Y):
+    """Per-sample binary cross-entropy from probabilities, clipped with the dtype's eps.
+
+    For callers that only have probabilities (a saved model's outputs);
+    training uses :func:`binary_cross_entropy_from_logits`.
+    """
+    eps = np.finfo(P.dtype).eps
+    P = np.clip(P[:, 0], eps, 1 - eps)
+    Y = Y[:, 0]
+    return -(Y * np.log(P) + (1 - Y) * np.log(1 - P))
+
+
+def cross_entropy(P, Y):
+    """Per-sample cross-entropy from probabilities, clipped with the dtype's eps."""
+    eps = np.finfo(P.dtype).eps
+    return -(Y * np.log(np.clip(P, eps, 1.0))).sum(axis=1)
+
+
+# A config string picks a function by key, as sklearn's ``_base.py`` does.
+ACTIVATIONS = {"sigmoid": sigmoid, "softmax": softmax}
+LOSSES_FROM_LOGITS = {
+    "binary_cross_entropy": binary_cross_entropy_from_logits,
+    "cross_entropy": cross_entropy_from_logits,
+}
+LOSSES = {"binary_cross_entropy": binary_cross_entropy, "cross_entropy": cross_entropy}
+
+# The two heads: output activation paired with its loss.
+HEADS = {
+    "binary": {"activation": "sigmoid", "loss": "binary_cross_entropy"},
+    "multiclass": {"activation": "softmax", "loss": "cross_entropy"},
+}

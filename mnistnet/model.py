@@ -1,0 +1,214 @@
+"""The two-layer network: parameters, forward pass, backward pass.
+
+Shapes, for ``n`` samples, ``d`` inputs (784), ``h`` hidden units and
+``k`` outputs (1 for the binary head, 10 for ten classes)::
+
+    X  (n, d)      Z1 = X @ W1 + b1   (n, h)     A1 = sigmoid(Z1)
+    W1 (d, h)      Z2 = A1 @ W2 + b2  (n, k)     P  = sigmoid(Z2) | softmax(Z2)
+    W2 (h, k)
+
+Backward, with the output delta ``P - Y`` of each paired head and loss
+(divided by ``n`` when the loss is the mean instead of the sum)::
+
+    D2 = (P - Y) [/ n]      dW2 = A1.T @ D2    db2 = sum(D2, axis=0)
+    D1 = (D2 @ W2.T) * A1 * (1 - A1)
+                            dW1 = X.T @ D1     db1 = sum(D1, axis=0)
+
+Every array the passes write lives in a :class:`Workspace`, allocated once
+per batch size and reused: this is where the speed of training comes from
+(no allocation per batch, in-place activations, ``out=`` matrix products).
+Called without a workspace, each function makes a fresh one, so the
+straightforward call and the training loop run the same code.
+"""
+
+import numpy as np
+
+from mnistnet.functions import (
+    HEADS,
+    LOSSES_FROM_LOGITS,
+    sigmoid,
+    sigmoid_derivative_inplace,
+    softmax,
+)
+
+PARAM_NAMES = ("W1", "b1", "W2", "b2")
+INIT_METHODS = ("notebook", "xavier")
+
+
+def init_params(n_in, n_hidden, n_out, *, method="notebook", seed=0, dtype=np.float64):
+    """Initial parameters, drawn W1 then W2 from ``np.random.RandomState(seed)``.
+
+    ``notebook``: weights ~ N(0, 0.01) (standard deviation 0.01), exactly the
+    course notebook's ``np.random.seed(seed)`` followed by
+    ``np.random.normal(0, 0.01, (n_hidden, n_in))`` and
+    ``np.random.normal(0, 0.01, (n_out, n_hidden))``: RandomState is NumPy's
+    legacy generator, the one behind ``np.random.seed``. The notebook wrote
+    ``W @ x``; we write ``X @ W``, so each matrix is drawn in the notebook's
+    shape and stored transposed (the same numbers in the same places).
+    ``xavier``: weights ~ N(0, 1/fan_in), drawn the same way. Biases are
+    zero in both.
+
+    Returns
+    -------
+    dict with ``W1`` (n_in, n_hidden), ``b1`` (n_hidden,),
+    ``W2`` (n_hidden, n_out), ``b2`` (n_out,), all of ``dtype``, C-contiguous.
+    """
+    if method not in INIT_METHODS:
+        raise ValueError(f"unknown init method {method!r}; choose from {INIT_METHODS}")
+    rs = np.random.RandomState(seed)
+    if method == "notebook":
+        std1 = std2 = 0.01
+    else:
+        std1, std2 = 1 / np.sqrt(n_in), 1 / np.sqrt(n_hidden)
+    W1 = rs.normal(0.0, std1, size=(n_hidden, n_in)).T
+    W2 = rs.normal(0.0, std2, size=(n_out, n_hidden)).T
+    params = {
+        "W1": W1,
+        "b1": np.zeros(n_hidden),
+        "W2": W2,
+        "b2": np.zeros(n_out),
+    }
+    return {name: np.ascontiguousarray(value, dtype=dtype) for name, value in params.items()}
+
+
+class Workspace:
+    """Preallocated arrays for forward and backward passes of up to ``capacity`` samples.
+
+    A batch of ``n <= capacity`` samples uses the first ``n`` rows of each
+    buffer (a contiguous view, so ``out=`` works). Gradients live in
+    ``grads`` under the parameters' names.
+    """
+
+    def __init__(self, params, capacity):
+        n_in, n_hidden = params["W1"].shape
+        n_out = params["W2"].shape[1]
+        dtype = params["W1"].dtype
+        self.capacity = capacity
+        self.dtype = dtype
+        self.A1 = np.empty((capacity, n_hidden), dtype)  # Z1, then sigmoid(Z1) in place
+        self.Z2 = np.empty((capacity, n_out), dtype)
+        self.P = np.empty((capacity, n_out), dtype)
+        self.D2 = np.empty((capacity, n_out), dtype)
+        self.D1 = np.empty((capacity, n_hidden), dtype)
+        self.work = np.empty((capacity, n_hidden), dtype)
+        self.grads = {name: np.empty_like(value) for name, value in params.items()}
+
+    def fits(self, params, n):
+        return (
+            n <= self.capacity
+            and params["W1"].dtype == self.dtype
+            and self.A1.shape[1] == params["W1"].shape[1]
+            and self.P.shape[1] == params["W2"].shape[1]
+        )
+
+
+def _workspace(ws, params, n):
+    if ws is None:
+        return Workspace(params, n)
+    if not ws.fits(params, n):
+        raise ValueError(f"workspace for {ws.capacity} samples cannot hold a batch of {n}")
+    return ws
+
+
+def forward(params, X, head, ws=None):
+    """Forward pass.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+    X : ndarray of shape (n_samples, n_in), same dtype as the parameters
+    head : {"binary", "multiclass"}
+    ws : Workspace, optional
+        Buffers to write into; the returned arrays are views of it and are
+        overwritten by the next call that uses the same workspace.
+
+    Returns
+    -------
+    P : ndarray of shape (n_samples, n_out)
+        Output probabilities.
+    cache : dict
+        ``X``, ``A1``, ``Z2`` and ``P``, what :func:`backward` and
+        :func:`loss` need.
+    """
+    n = X.shape[0]
+    ws = _workspace(ws, params, n)
+    A1 = np.matmul(X, params["W1"], out=ws.A1[:n])
+    A1 += params["b1"]
+    sigmoid(A1, out=A1)
+    Z2 = np.matmul(A1, params["W2"], out=ws.Z2[:n])
+    Z2 += params["b2"]
+    P = ws.P[:n]
+    if HEADS[head]["activation"] == "sigmoid":
+        sigmoid(Z2, out=P)
+    else:
+        softmax(Z2, out=P)
+    return P, {"X": X, "A1": A1, "Z2": Z2, "P": P, "ws": ws}
+
+
+def loss(cache, Y, head):
+    """Per-sample losses of the forward pass in ``cache``, from its logits.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    return LOSSES_FROM_LOGITS[HEADS[head]["loss"]](cache["Z2"], Y)
+
+
+def backward(params, cache, Y, reduction="sum"):
+    """Gradients of the summed (or mean) loss with respect to each parameter.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+    cache : dict from :func:`forward`
+    Y : ndarray of shape (n_samples, n_out)
+        Targets: one-hot rows for ten classes, a 0/1 column for binary.
+    reduction : {"sum", "mean"}
+        ``sum`` is the course notebook's objective; ``mean`` divides by n.
+
+    Returns
+    -------
+    dict of ndarray with the same keys and shapes as ``params`` (views of
+    the workspace's ``grads``).
+    """
+    ws = cache["ws"]
+    X, A1, P = cache["X"], cache["A1"], cache["P"]
+    n = X.shape[0]
+    g = ws.grads
+    # Output delta: P - Y for both paired heads.
+    D2 = np.subtract(P, Y, out=ws.D2[:n])
+    if reduction == "mean":
+        D2 *= 1.0 / n
+    elif reduction != "sum":
+        raise ValueError(f"unknown reduction {reduction!r}")
+    np.matmul(A1.T, D2, out=g["W2"])
+    np.sum(D2, axis=0, out=g["b2"])
+    D1 = np.matmul(D2, params["W2"].T, out=ws.D1[:n])
+    sigmoid_derivative_inplace(D1, A1, work=ws.work[:n])
+    np.matmul(X.T, D1, out=g["W1"])
+    np.sum(D1, axis=0, out=g["b1"])
+    return g
+
+
+def predict_proba(params, X, head, batch_size=4096):
+    """Output probabilities for many samples, computed in chunks to bound memory.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_out), a new array.
+    """
+    n = X.shape[0]
+    out = np.empty((n, params["W2"].shape[1]), dtype=params["W1"].dtype)
+    ws = Workspace(params, min(batch_size, max(n, 1)))
+    for start in range(0, n, batch_size):
+        P, _ = forward(params, X[start : start + batch_size], head, ws)
+        out[start : start + len(P)] = P
+    return out
+
+
+def predict(P):
+    """Class indices from output probabilities: threshold 0.5 (binary) or argmax."""
+    if P.shape[1] == 1:
+        return (P[:, 0] >= 0.5).astype(np.intp)
+    return P.argmax(axis=1)

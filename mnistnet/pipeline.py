@@ -1,0 +1,59 @@
+"""From a dataset name and a task to the arrays a model trains on or is scored on.
+
+Training and ``evaluate`` both come through here, so a saved model is
+always scored on data prepared exactly as it was trained on (same classes,
+same label mapping, same pixel scaling and dtype).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnistnet.data import prepare_inputs, select_classes
+from mnistnet.datasets import load_split
+from mnistnet.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One split prepared for a task.
+
+    images : ndarray (n, 28, 28) uint8, the selected images (for pictures)
+    y : ndarray (n,) intp, labels 0..K-1 in the order of ``classes``
+    X : ndarray (n, 784) of the model's dtype, scaled inputs
+    classes : tuple of original labels; ``classes[y[i]]`` is image i's label
+    files : tuple of datasets.FileInfo the split came from
+    """
+
+    dataset: str
+    split: str
+    images: np.ndarray
+    y: np.ndarray
+    X: np.ndarray
+    classes: tuple
+    files: tuple
+
+    def __len__(self):
+        return len(self.y)
+
+
+def load_task_data(
+    dataset,
+    split,
+    classes,
+    *,
+    samples_per_class=None,
+    pixels="raw",
+    dtype="float64",
+    data_dir=None,
+    mirrors=(),
+    progress=False,
+):
+    """Load ``split`` of ``dataset`` and keep ``classes`` (the first N of each, if given)."""
+    raw = load_split(dataset, split, data_dir=data_dir, mirrors=mirrors, progress=progress)
+    images, y = select_classes(raw.images, raw.labels, classes, samples_per_class)
+    if len(y) == 0:
+        wanted = " and ".join(str(c) for c in classes)
+        raise DatasetError(f"the {split} split of {dataset} holds no images of {wanted}")
+    X = prepare_inputs(images, pixels, np.dtype(dtype).type)
+    return TaskData(dataset, split, images, y, X, tuple(classes), tuple(raw.files))

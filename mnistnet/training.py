@@ -1,0 +1,215 @@
+"""The training loop: returns a :class:`History` and never prints.
+
+It reads top to bottom, as nanoGPT's ``train.py``: for each batch gather,
+forward, loss, backward, step; at the end of the epoch measure and hand an
+:class:`EpochRecord` to ``on_epoch`` (the CLI's reporter).
+
+Speed (all of it is here and in :class:`mnistnet.model.Workspace`):
+inputs are converted to the training dtype once, before the loop; every
+array a batch needs is allocated once and reused; mini-batches are gathered
+with ``np.take(..., out=buffer)`` from a shuffled index array (sklearn's
+"shuffle the sample indices instead of X and y"), never by copying the
+whole dataset; the full batch (the notebook's ``gd``) uses ``X`` as is.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mnistnet import model
+from mnistnet.data import shift_images, targets
+from mnistnet.errors import DivergenceError
+from mnistnet.optimizers import scheduled_lr
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch measured.
+
+    ``loss`` (mean per sample) and ``train_acc`` come from the epoch's own
+    forward passes (for ``gd``, the weights before the epoch's update);
+    ``test_acc`` is measured after the epoch's updates. ``seconds`` is the
+    time since training started.
+    """
+
+    epoch: int
+    loss: float
+    train_acc: float
+    test_acc: float | None
+    seconds: float
+    lr: float
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class History:
+    records: list = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def last(self):
+        return self.records[-1] if self.records else None
+
+    def column(self, name):
+        return [getattr(r, name) for r in self.records]
+
+
+def score(params, X, y, head, batch_size=4096):
+    """Mean loss and accuracy of ``params`` on ``X`` with labels ``y``.
+
+    Returns
+    -------
+    loss : float
+    accuracy : float
+    P : ndarray of shape (n_samples, n_out), the output probabilities
+    """
+    n_out = params["W2"].shape[1]
+    n = len(X)
+    ws = model.Workspace(params, min(batch_size, max(n, 1)))
+    total_loss = 0.0
+    correct = 0
+    P_all = np.empty((n, n_out), dtype=params["W1"].dtype)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        Y = targets(y[start:stop], n_out, params["W1"].dtype)
+        P, cache = model.forward(params, X[start:stop], head, ws)
+        total_loss += float(model.loss(cache, Y, head).sum())
+        correct += int((model.predict(P) == y[start:stop]).sum())
+        P_all[start:stop] = P
+    return total_loss / max(n, 1), correct / max(n, 1), P_all
+
+
+def fit(
+    params,
+    X,
+    y,
+    *,
+    head,
+    optimizer,
+    epochs,
+    lr,
+    batch_size=None,
+    reduction="sum",
+    lr_schedule="constant",
+    augment_shift=0,
+    rng=None,
+    X_test=None,
+    y_test=None,
+    on_epoch=None,
+):
+    """Train ``params`` in place.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        From :func:`mnistnet.model.init_params`; updated in place.
+    X : ndarray of shape (n_samples, n_in), same dtype as ``params``
+    y : ndarray of shape (n_samples,), int labels 0..n_out-1 (0/1 for binary)
+    head : {"binary", "multiclass"}
+    optimizer : an object of :mod:`mnistnet.optimizers`
+    epochs : int
+    lr : float
+        Base learning rate, per epoch through ``lr_schedule``.
+    batch_size : int or None
+        None: one full-batch step per epoch.
+    reduction : {"sum", "mean"}
+    augment_shift : int
+        Translate every training image by up to this many pixels, drawn anew
+        each epoch from ``rng``.
+    rng : numpy.random.Generator
+        Shuffles mini-batches and draws shifts.
+    X_test, y_test : optional
+        Scored after every epoch (``test_acc``).
+    on_epoch : callable(EpochRecord), optional
+
+    Returns
+    -------
+    History
+        ``interrupted`` is True when Ctrl-C stopped it; ``params`` then hold
+        the weights reached so far.
+
+    Raises
+    ------
+    DivergenceError
+        When a batch's loss or, after an epoch, any weight is not finite.
+    """
+    n = len(X)
+    dtype = params["W1"].dtype
+    if X.dtype != dtype:
+        raise ValueError(f"X has dtype {X.dtype}, the parameters {dtype}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    n_out = params["W2"].shape[1]
+    Y = targets(y, n_out, dtype)  # converted once, gathered per batch
+    full_batch = batch_size is None or batch_size >= n
+    capacity = n if full_batch else batch_size
+    ws = model.Workspace(params, capacity)
+    if not full_batch:
+        X_batch = np.empty((capacity, X.shape[1]), dtype)
+        Y_batch = np.empty((capacity, n_out), dtype)
+        y_batch = np.empty(capacity, y.dtype)
+    if augment_shift:
+        X_shifted = np.empty((capacity, X.shape[1]), dtype)
+
+    history = History()
+    start_time = time.perf_counter()
+    # Overflow can only come from weights that have already blown up; it is
+    # caught below as a non-finite loss and reported as divergence.
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            for epoch in range(epochs):
+                epoch_lr = scheduled_lr(lr, epoch, epochs, lr_schedule)
+                total_loss = 0.0
+                correct = 0
+                order = None if full_batch else rng.permutation(n)
+                for start in range(0, n, capacity):
+                    if full_batch:
+                        Xb, Yb, yb = X, Y, y
+                    else:
+                        idx = order[start : start + capacity]
+                        m = len(idx)
+                        Xb = np.take(X, idx, axis=0, out=X_batch[:m])
+                        Yb = np.take(Y, idx, axis=0, out=Y_batch[:m])
+                        yb = np.take(y, idx, out=y_batch[:m])
+                    if augment_shift:
+                        Xb = shift_images(Xb, augment_shift, rng, out=X_shifted[: len(Xb)])
+
+                    P, cache = model.forward(params, Xb, head, ws)
+                    batch_loss = float(model.loss(cache, Yb, head).sum())
+                    if not math.isfinite(batch_loss):
+                        raise _diverged(epoch + 1, lr)
+                    grads = model.backward(params, cache, Yb, reduction)
+                    optimizer.step(params, grads, epoch_lr)
+
+                    total_loss += batch_loss
+                    correct += int(np.count_nonzero(model.predict(P) == yb))
+
+                if not all(np.isfinite(p).all() for p in params.values()):
+                    raise _diverged(epoch + 1, lr)
+                test_acc = None
+                if X_test is not None and len(X_test):
+                    test_acc = score(params, X_test, y_test, head)[1]
+                record = EpochRecord(
+                    epoch=epoch + 1,
+                    loss=total_loss / n,
+                    train_acc=correct / n,
+                    test_acc=test_acc,
+                    seconds=time.perf_counter() - start_time,
+                    lr=epoch_lr,
+                )
+                history.records.append(record)
+                if on_epoch is not None:
+                    on_epoch(record)
+        except KeyboardInterrupt:
+            history.interrupted = True
+    return history
+
+
+def _diverged(epoch, lr):
+    return DivergenceError(
+        f"training diverged at epoch {epoch}: the loss or the weights are no longer "
+        f"finite numbers. Try a smaller --lr (now {lr:g}), e.g. {lr / 10:g}."
+    )
