@@ -1,0 +1,127 @@
+"""The network: notebook initialisation, a worked example, gradients by finite differences."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mnistnet import model
+from mnistnet.functions import sigmoid
+from mnistnet.training import score
+
+
+def test_notebook_init_reproduces_np_random_seed_draws():
+    saved = np.random.get_state()
+    try:
+        for seed, n_out in ((3, 1), (29, 10)):
+            np.random.seed(seed)
+            W1 = np.random.normal(0, 0.01, (256, 784))
+            W2 = np.random.normal(0, 0.01, (n_out, 256))
+            params = model.init_params(784, 256, n_out, method="notebook", seed=seed)
+            assert np.array_equal(params["W1"], W1.T)
+            assert np.array_equal(params["W2"], W2.T)
+            assert not params["b1"].any() and not params["b2"].any()
+            assert params["W1"].flags.c_contiguous
+    finally:
+        np.random.set_state(saved)
+
+
+def test_xavier_scales_by_fan_in():
+    p = model.init_params(784, 256, 10, method="xavier", seed=0, dtype=np.float32)
+    assert p["W1"].dtype == np.float32
+    assert abs(p["W1"].std() - 1 / math.sqrt(784)) < 0.002
+    assert abs(p["W2"].std() - 1 / math.sqrt(256)) < 0.01
+
+
+def test_worked_example_by_hand():
+    params = {
+        "W1": np.array([[0.1, -0.2], [0.3, 0.4]]),
+        "b1": np.array([0.0, 0.1]),
+        "W2": np.array([[0.5], [-0.6]]),
+        "b2": np.array([0.2]),
+    }
+    X = np.array([[1.0, 2.0]])
+    h1 = 1 / (1 + math.exp(-(0.1 * 1 + 0.3 * 2 + 0.0)))
+    h2 = 1 / (1 + math.exp(-(-0.2 * 1 + 0.4 * 2 + 0.1)))
+    p = 1 / (1 + math.exp(-(0.5 * h1 - 0.6 * h2 + 0.2)))
+    P, cache = model.forward(params, X, "binary")
+    assert P[0, 0] == pytest.approx(p, rel=1e-14)
+    assert model.loss(cache, np.array([[1.0]]), "binary")[0] == pytest.approx(-math.log(p))
+    # Output delta p - y, then dW2 = a1 * delta.
+    grads = model.backward(params, cache, np.array([[1.0]]))
+    np.testing.assert_allclose(grads["W2"][:, 0], [h1 * (p - 1), h2 * (p - 1)], rtol=1e-13)
+    np.testing.assert_allclose(grads["b2"], [p - 1], rtol=1e-13)
+
+
+def _objective(params, X, Y, head, reduction):
+    _, cache = model.forward(params, X, head)
+    losses = model.loss(cache, Y, head)
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+@pytest.mark.parametrize("head,n_out", [("binary", 1), ("multiclass", 4)])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_gradients_match_finite_differences(head, n_out, reduction):
+    rng = np.random.default_rng(42)
+    n, n_in, n_hidden = 7, 6, 5
+    params = {
+        "W1": rng.normal(0, 0.8, (n_in, n_hidden)),
+        "b1": rng.normal(0, 0.5, n_hidden),
+        "W2": rng.normal(0, 0.8, (n_hidden, n_out)),
+        "b2": rng.normal(0, 0.5, n_out),
+    }
+    X = rng.normal(0, 1, (n, n_in))
+    if head == "binary":
+        Y = rng.integers(0, 2, (n, 1)).astype(float)
+    else:
+        Y = np.eye(n_out)[rng.integers(0, n_out, n)]
+    _, cache = model.forward(params, X, head)
+    grads = {k: v.copy() for k, v in model.backward(params, cache, Y, reduction).items()}
+
+    eps = 1e-5
+    for name, value in params.items():
+        numeric = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            old = value[i]
+            value[i] = old + eps
+            plus = _objective(params, X, Y, head, reduction)
+            value[i] = old - eps
+            minus = _objective(params, X, Y, head, reduction)
+            value[i] = old
+            numeric[i] = (plus - minus) / (2 * eps)
+        rel = np.linalg.norm(grads[name] - numeric) / (
+            np.linalg.norm(grads[name]) + np.linalg.norm(numeric)
+        )
+        assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
+
+
+def test_workspace_views_give_the_same_result_as_fresh_arrays():
+    rng = np.random.default_rng(1)
+    params = model.init_params(784, 32, 10, method="xavier", seed=1)
+    X = rng.random((50, 784))
+    P_fresh, _ = model.forward(params, X, "multiclass")
+    P_fresh = P_fresh.copy()
+    ws = model.Workspace(params, 64)
+    P_ws, _ = model.forward(params, X, "multiclass", ws)
+    assert np.array_equal(P_fresh, P_ws)
+    with pytest.raises(ValueError, match="cannot hold"):
+        model.forward(params, rng.random((65, 784)), "multiclass", ws)
+
+
+def test_predict_proba_in_chunks_equals_one_pass_and_score_agrees():
+    rng = np.random.default_rng(2)
+    params = model.init_params(784, 16, 10, method="xavier", seed=2)
+    X = rng.random((103, 784))
+    y = rng.integers(0, 10, 103)
+    whole, _ = model.forward(params, X, "multiclass")
+    np.testing.assert_allclose(model.predict_proba(params, X, "multiclass", batch_size=10), whole)
+    loss, acc, P = score(params, X, y, "multiclass", batch_size=10)
+    assert acc == np.mean(whole.argmax(axis=1) == y)
+    expected = -np.log(whole[np.arange(103), y]).mean()
+    assert loss == pytest.approx(expected, rel=1e-10)
+
+
+def test_binary_prediction_threshold():
+    P = np.array([[0.49], [0.5], [0.9]])
+    assert model.predict(P).tolist() == [0, 1, 1]
+    assert sigmoid(np.array([0.0]))[0] == 0.5
