@@ -20,7 +20,7 @@ from mnistnet.fileio import write_json, write_text
 from mnistnet.functions import HEADS
 from mnistnet.optimizers import make_optimizer
 from mnistnet.pipeline import load_task_data
-from mnistnet.training import fit, score
+from mnistnet.training import check_finite_loss, fit, score
 
 N_INPUTS = 784
 OUTPUTS = {"binary": 1, "multiclass": 10}
@@ -97,6 +97,7 @@ def run_training(config, train, test, on_epoch=None):
     metrics = {}
     for split in (train, test):
         loss, acc, _ = score(params, split.X, split.y, head)
+        check_finite_loss(loss, config.lr, len(history.records))
         metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
     return RunResult(config, params, history, train, test, metrics, seconds)
 

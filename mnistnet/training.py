@@ -64,6 +64,8 @@ def score(params, X, y, head, batch_size=4096):
     Returns
     -------
     loss : float
+        Not finite (and no warning) when the weights are so large that the
+        logits overflow: the caller decides whether that is divergence.
     accuracy : float
     P : ndarray of shape (n_samples, n_out), the output probabilities
     """
@@ -73,13 +75,14 @@ def score(params, X, y, head, batch_size=4096):
     total_loss = 0.0
     correct = 0
     P_all = np.empty((n, n_out), dtype=params["W1"].dtype)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        Y = targets(y[start:stop], n_out, params["W1"].dtype)
-        P, cache = model.forward(params, X[start:stop], head, ws)
-        total_loss += float(model.loss(cache, Y, head).sum())
-        correct += int((model.predict(P) == y[start:stop]).sum())
-        P_all[start:stop] = P
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            Y = targets(y[start:stop], n_out, params["W1"].dtype)
+            P, cache = model.forward(params, X[start:stop], head, ws)
+            total_loss += float(model.loss(cache, Y, head).sum())
+            correct += int((model.predict(P) == y[start:stop]).sum())
+            P_all[start:stop] = P
     return total_loss / max(n, 1), correct / max(n, 1), P_all
 
 
@@ -191,7 +194,9 @@ def fit(
                     raise _diverged(epoch + 1, lr)
                 test_acc = None
                 if X_test is not None and len(X_test):
-                    test_acc = score(params, X_test, y_test, head)[1]
+                    test_loss, test_acc, _ = score(params, X_test, y_test, head)
+                    if not math.isfinite(test_loss):
+                        raise _diverged(epoch + 1, lr)
                 record = EpochRecord(
                     epoch=epoch + 1,
                     loss=total_loss / n,
@@ -206,6 +211,12 @@ def fit(
         except KeyboardInterrupt:
             history.interrupted = True
     return history
+
+
+def check_finite_loss(loss, lr, epoch):
+    """Raise :class:`DivergenceError` unless ``loss`` is a finite number."""
+    if not math.isfinite(loss):
+        raise _diverged(epoch, lr)
 
 
 def _diverged(epoch, lr):

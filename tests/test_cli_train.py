@@ -1,0 +1,167 @@
+"""train-binary / train-multiclass end to end through click's CliRunner."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistnet import training
+from mnistnet.checkpoint import load_model
+from mnistnet.cli import main
+
+FAST = ["--hidden", "8", "--epochs", "3", "--no-plots", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", ["train-binary", "train-multiclass"])
+def test_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "--lr" in result.output and "--config" in result.output and "[default:" in result.output
+
+
+def test_tiny_synthetic_run_writes_every_file(tmp_path, idx_dataset):
+    out = tmp_path / "run"
+    result = run(
+        "train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
+        "--out", out, "--json", "--samples-per-class", "all", *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["config"]["task"] == "multiclass" and doc["config"]["epochs"] == 3
+    assert doc["metrics"]["train"]["n"] == 20 and doc["metrics"]["test"]["n"] == 10
+    assert set(doc["paths"]) == {"model", "history", "metrics"}
+    params, meta = load_model(out / "model.npz")
+    assert meta["layers"] == [784, 8, 10] and meta["config"]["dataset"] == "idx"
+    assert len(meta["dataset"]["files"]) == 4
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert set(rows[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["final"] == doc["metrics"]
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+def test_notebook_recipe_learns_5_vs_8_on_the_real_sample(tmp_path):
+    # The notebook's exact recipe on the bundled real digits: 1,455 train, 352 test.
+    result = run(
+        "train-binary", "--digits", 5, 8, "--lr", "1e-5", "--dataset", "mnist-sample",
+        "--out", tmp_path, "--json", "--no-plots", "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["metrics"]["train"]["n"] == 1455 and doc["metrics"]["test"]["n"] == 352
+    assert doc["metrics"]["test"]["accuracy"] >= 0.935
+
+
+def test_modern_recipe_learns_ten_classes_on_the_real_sample(tmp_path):
+    result = run(
+        "train-multiclass", "--dataset", "mnist-sample", "--samples-per-class", 300,
+        "--optimizer", "momentum", "--lr", "0.1", "--batch-size", 32, "--reduction", "mean",
+        "--pixels", "unit", "--dtype", "float32", "--init", "xavier", "--hidden", 64,
+        "--epochs", 5, "--out", tmp_path, "--json", "--no-plots", "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["test"]["accuracy"] >= 0.85
+
+
+def test_same_options_give_identical_weights(tmp_path, idx_dataset):
+    args = ["train-binary", "--digits", 3, 7, "--dataset", "idx", "--data-dir", idx_dataset,
+            "--optimizer", "adam", "--lr", "0.01", "--batch-size", 2, "--augment-shift", 1, *FAST]
+    for name in ("a", "b"):
+        assert run(*args, "--out", tmp_path / name).exit_code == 0
+    a, _ = load_model(tmp_path / "a" / "model.npz")
+    b, _ = load_model(tmp_path / "b" / "model.npz")
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_config_file_and_flags_win(tmp_path, idx_dataset):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'digits = [1, 2]\nepochs = 2\nhidden = 4\ndataset = "idx"\ndata_dir = "{idx_dataset}"\n')
+    result = run("train-binary", "--config", cfg, "--epochs", 1, "--out", tmp_path / "o",
+                 "--json", "--quiet", "--no-plots")
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)["config"]
+    assert config["digits"] == [1, 2] and config["hidden"] == 4 and config["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train-binary", "--digits", 5, 5], "two different digits"),
+        (["train-binary", "--digits", 5, 10], "--digits"),
+        (["train-binary"], "--digits"),
+        (["train-binary", "--digits", 5, 8, "--batch-size", 32], "full-batch"),
+        (["train-multiclass", "--lr", "-1"], "--lr"),
+        (["train-multiclass", "--samples-per-class", "many"], "--samples-per-class"),
+        (["train-multiclass", "--optimizer", "rmsprop"], "--optimizer"),
+    ],
+)
+def test_usage_errors_exit_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_bad_config_key_exit_2(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("learning_rate = 0.1\n")
+    result = run("train-multiclass", "--config", cfg)
+    assert result.exit_code == 2 and "unknown key 'learning_rate'" in result.output
+
+
+def test_divergence_exit_1_and_no_files(tmp_path, idx_dataset):
+    out = tmp_path / "run"
+    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
+                 "--lr", "1e306", "--out", out, *FAST)
+    assert result.exit_code == 1
+    assert "diverged" in result.output and "smaller --lr" in result.output
+    assert not out.exists()
+
+
+def _interrupt_after_first_epoch(monkeypatch):
+    calls = []
+    real_score = training.score
+
+    def score(*args, **kwargs):  # called once per epoch for the test accuracy
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(training, "score", score)
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, idx_dataset, monkeypatch):
+    _interrupt_after_first_epoch(monkeypatch)
+    out = tmp_path / "run"
+    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
+                 "--out", out, *FAST)
+    assert result.exit_code == 130
+    assert not out.exists()
+
+
+def test_ctrl_c_with_save_on_interrupt_keeps_the_model(tmp_path, idx_dataset, monkeypatch):
+    _interrupt_after_first_epoch(monkeypatch)
+    out = tmp_path / "run"
+    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
+                 "--out", out, "--save-on-interrupt", *FAST)
+    assert result.exit_code == 130
+    params, meta = load_model(out / "model.npz")
+    assert meta["interrupted"] is True and meta["epochs_trained"] == 1
+    assert np.isfinite(params["W1"]).all()
+
+
+def test_progress_rows_on_stderr_not_stdout(tmp_path, idx_dataset):
+    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
+                 "--out", tmp_path, "--hidden", 4, "--epochs", 4, "--log-every", 2, "--no-plots")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    rows = [line for line in result.stderr.splitlines() if "/4" in line]
+    assert [r.split()[0] for r in rows] == ["1/4", "2/4", "4/4"]
