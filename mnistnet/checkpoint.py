@@ -50,6 +50,7 @@ def load_model(path):
     def bad(problem):
         return ModelFileError(f"model file {path}: {problem}")
 
+    _sniff(path, bad)
     try:
         with np.load(path, allow_pickle=False) as npz:
             if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -69,7 +70,9 @@ def load_model(path):
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise bad("holds pickled object arrays, which are never loaded (unsafe)") from None
         raise bad(f"not a valid .npz model ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except zipfile.BadZipFile as exc:
+        raise bad(f"corrupt or truncated .npz archive ({exc})") from None
+    except (OSError, EOFError, KeyError) as exc:
         raise bad(f"not a readable .npz archive ({type(exc).__name__}: {exc})") from None
 
     raw = arrays.pop("metadata")
@@ -83,7 +86,8 @@ def load_model(path):
         raise bad("metadata is not a JSON object")
     if meta.get("format") != FORMAT:
         raise bad(f"metadata format is {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:  # JSON true == 1: reject it
         raise bad(
             f"unknown format version {meta.get('format_version')!r} "
             f"(this mnistnet reads version {FORMAT_VERSION}); upgrade mnistnet?"
@@ -95,9 +99,31 @@ def load_model(path):
     return arrays, meta
 
 
+def _sniff(path, bad):
+    """Look at the first bytes: np.load would take anything else for a pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise bad("no such file") from None
+    except IsADirectoryError:
+        raise bad("is a directory") from None
+    except OSError as exc:
+        raise bad(f"cannot read: {exc.strerror or exc}") from None
+    if head.startswith(b"PK"):
+        return
+    if not head:
+        raise bad("empty file, not an .npz archive")
+    if head.startswith(b"\x93NUMPY"):
+        raise bad("a single .npy array, not an .npz archive")
+    if head.startswith(b"\x80"):
+        raise bad("a Python pickle, which is never loaded (unsafe); not an .npz archive")
+    raise bad("not an .npz archive (it is not a ZIP file)")
+
+
 def _check_consistency(params, meta, bad):
     task = meta["task"]
-    if task not in TASK_OUTPUTS:
+    if not isinstance(task, str) or task not in TASK_OUTPUTS:
         raise bad(f"unknown task {task!r}")
     n_classes, n_out = TASK_OUTPUTS[task]
     classes = meta["classes"]

@@ -10,8 +10,9 @@ The defaults are the course notebook's recipe, so a bare
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass
+
+import tomllib
 
 from mnistnet.errors import ConfigError
 
@@ -140,7 +141,11 @@ def _check(key, value, where):
             raise bad("a whole number >= 1")
         return value
     if key in ("lr", "momentum", "weight_decay"):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
             raise bad("a number")
         if key == "lr" and value <= 0:
             raise bad("a number > 0")

@@ -10,13 +10,12 @@ import numpy as np
 PIXEL_SCALINGS = ("raw", "unit")
 
 
-def select_classes(images, labels, classes, samples_per_class=None):
-    """The first ``samples_per_class`` images of each class in ``classes``.
+def select_indices(labels, classes, samples_per_class=None):
+    """Indices of the first ``samples_per_class`` images of each class in ``classes``.
 
     Parameters
     ----------
-    images : ndarray of shape (n, 28, 28), uint8
-    labels : ndarray of shape (n,), uint8
+    labels : ndarray of shape (n,)
     classes : sequence of int
         Original labels to keep; position in this sequence is the new label.
     samples_per_class : int or None
@@ -24,8 +23,8 @@ def select_classes(images, labels, classes, samples_per_class=None):
 
     Returns
     -------
-    images : ndarray of shape (m, 28, 28), uint8, class after class
-    y : ndarray of shape (m,), intp, values 0..len(classes)-1
+    index : ndarray of shape (m,), intp, class after class, in file order within a class
+    y : ndarray of shape (m,), intp, the new labels 0..len(classes)-1
     """
     picked = []
     for new_label, cls in enumerate(classes):
@@ -35,13 +34,22 @@ def select_classes(images, labels, classes, samples_per_class=None):
         picked.append((idx, new_label))
     index = np.concatenate([idx for idx, _ in picked])
     y = np.concatenate([np.full(len(idx), lab, dtype=np.intp) for idx, lab in picked])
+    return index, y
+
+
+def select_classes(images, labels, classes, samples_per_class=None):
+    """The selected images themselves: ``images[index], y`` of :func:`select_indices`."""
+    index, y = select_indices(labels, classes, samples_per_class)
     return images[index], y
 
 
-def prepare_inputs(images, pixels="raw", dtype=np.float64):
+def prepare_inputs(images, pixels="raw", dtype=np.float64, index=None):
     """Flatten images to rows and scale them, converted to ``dtype`` once.
 
-    ``raw`` keeps 0..255 (the notebook); ``unit`` divides by 255.
+    ``raw`` keeps 0..255 (the notebook); ``unit`` divides by 255. With
+    ``index``, only ``images[index]`` are converted, gathered a chunk at a
+    time so no full uint8 copy of the selection is ever made (it would add
+    47 MB at the peak for the 60,000 training images).
 
     Returns
     -------
@@ -49,10 +57,20 @@ def prepare_inputs(images, pixels="raw", dtype=np.float64):
     """
     if pixels not in PIXEL_SCALINGS:
         raise ValueError(f"unknown pixel scaling {pixels!r}; choose from {PIXEL_SCALINGS}")
-    X = images.reshape(len(images), -1).astype(dtype)
+    flat = images.reshape(len(images), -1)
+    if index is None:
+        X = flat.astype(dtype)
+    else:
+        X = np.empty((len(index), flat.shape[1]), dtype=dtype)
+        for start in range(0, len(index), _CHUNK):
+            rows = index[start : start + _CHUNK]
+            X[start : start + len(rows)] = np.take(flat, rows, axis=0)
     if pixels == "unit":
         X /= 255
     return X
+
+
+_CHUNK = 4096
 
 
 def targets(y, n_out, dtype=np.float64):

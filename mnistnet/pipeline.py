@@ -9,16 +9,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnistnet.data import prepare_inputs, select_classes
+from mnistnet.data import prepare_inputs, select_indices
 from mnistnet.datasets import load_split
 from mnistnet.errors import DatasetError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TaskData:
     """One split prepared for a task.
 
-    images : ndarray (n, 28, 28) uint8, the selected images (for pictures)
+    images : ndarray (n, 28, 28) uint8, the selected images (for pictures;
+        made on demand from the split's images and ``index``)
+    index : ndarray (n,) positions of the selected images in the split
     y : ndarray (n,) intp, labels 0..K-1 in the order of ``classes``
     X : ndarray (n, 784) of the model's dtype, scaled inputs
     classes : tuple of original labels; ``classes[y[i]]`` is image i's label
@@ -27,11 +29,16 @@ class TaskData:
 
     dataset: str
     split: str
-    images: np.ndarray
+    source_images: np.ndarray
+    index: np.ndarray
     y: np.ndarray
     X: np.ndarray
     classes: tuple
     files: tuple
+
+    @property
+    def images(self):
+        return self.source_images[self.index]
 
     def __len__(self):
         return len(self.y)
@@ -51,9 +58,9 @@ def load_task_data(
 ):
     """Load ``split`` of ``dataset`` and keep ``classes`` (the first N of each, if given)."""
     raw = load_split(dataset, split, data_dir=data_dir, mirrors=mirrors, progress=progress)
-    images, y = select_classes(raw.images, raw.labels, classes, samples_per_class)
+    index, y = select_indices(raw.labels, classes, samples_per_class)
     if len(y) == 0:
         wanted = " and ".join(str(c) for c in classes)
         raise DatasetError(f"the {split} split of {dataset} holds no images of {wanted}")
-    X = prepare_inputs(images, pixels, np.dtype(dtype).type)
-    return TaskData(dataset, split, images, y, X, tuple(classes), tuple(raw.files))
+    X = prepare_inputs(raw.images, pixels, np.dtype(dtype).type, index=index)
+    return TaskData(dataset, split, raw.images, index, y, X, tuple(classes), tuple(raw.files))

@@ -174,9 +174,12 @@ def fit(
                     else:
                         idx = order[start : start + capacity]
                         m = len(idx)
-                        Xb = np.take(X, idx, axis=0, out=X_batch[:m])
-                        Yb = np.take(Y, idx, axis=0, out=Y_batch[:m])
-                        yb = np.take(y, idx, out=y_batch[:m])
+                        # mode="clip": with the default "raise", take() writes to a
+                        # hidden temporary and copies it into out (numpy docs);
+                        # the indices are a permutation, always in range.
+                        Xb = np.take(X, idx, axis=0, out=X_batch[:m], mode="clip")
+                        Yb = np.take(Y, idx, axis=0, out=Y_batch[:m], mode="clip")
+                        yb = np.take(y, idx, out=y_batch[:m], mode="clip")
                     if augment_shift:
                         Xb = shift_images(Xb, augment_shift, rng, out=X_shifted[: len(Xb)])
 

@@ -102,3 +102,87 @@ def pinned_idx_dataset(make_idx_dataset, tmp_path):
 
 
 # --- end of data layer block ------------------------------------------------------------
+
+
+# --- evaluate, info and pictures (issue 4): tiny trained models on disk -----------------
+
+
+def train_tiny_model(path, task, classes, *, hidden=16, epochs=8, samples_per_class=300, seed=0):
+    """Train a small model on the bundled sample and save it to ``path`` (a few tenths of s).
+
+    The metadata has every key a real training run records, so ``evaluate``
+    and ``info`` see what they would see in practice.
+    """
+    from mnistnet import __version__, checkpoint, model, optimizers, training
+    from mnistnet.pipeline import load_task_data
+
+    common = dict(pixels="unit", dtype="float64")
+    train = load_task_data(
+        "mnist-sample", "train", classes, samples_per_class=samples_per_class, **common
+    )
+    test = load_task_data("mnist-sample", "test", classes, **common)
+    n_out = 1 if task == "binary" else 10
+    params = model.init_params(784, hidden, n_out, method="xavier", seed=seed)
+    history = training.fit(
+        params,
+        train.X,
+        train.y,
+        head=task,
+        optimizer=optimizers.make_optimizer("adam"),
+        epochs=epochs,
+        lr=1e-3,
+        batch_size=64,
+        rng=np.random.default_rng(seed),
+    )
+    metrics = {}
+    for split in (train, test):
+        loss, acc, _ = training.score(params, split.X, split.y, task)
+        metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
+    meta = {
+        "mnistnet_version": __version__,
+        "task": task,
+        "classes": list(classes),
+        "class_names": [str(c) for c in classes],
+        "layers": [784, hidden, n_out],
+        "activations": ["sigmoid", "sigmoid" if task == "binary" else "softmax"],
+        "loss": "binary_cross_entropy" if task == "binary" else "cross_entropy",
+        "pixels": "unit",
+        "dtype": "float64",
+        "config": {
+            "hidden": hidden,
+            "epochs": epochs,
+            "lr": 1e-3,
+            "optimizer": "adam",
+            "batch_size": 64,
+            "samples_per_class": samples_per_class,
+            "seed": seed,
+            "dataset": "mnist-sample",
+        },
+        "dataset": {
+            "name": "mnist-sample",
+            "files": [f.to_dict() for f in (*train.files, *test.files)],
+        },
+        "metrics": metrics,
+        "created": "2024-01-01T00:00:00+00:00",
+        "epochs_trained": len(history.records),
+        "interrupted": False,
+    }
+    checkpoint.save_model(path, params, meta)
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def binary_model(tmp_path_factory):
+    """Path of a 784-16-1 model of 5 vs 8 (5 -> label 0, 8 -> label 1), trained once."""
+    return train_tiny_model(tmp_path_factory.mktemp("binary") / "model.npz", "binary", [5, 8])
+
+
+@pytest.fixture(scope="session")
+def multiclass_model(tmp_path_factory):
+    """Path of a 784-16-10 model of the ten digits, trained once."""
+    return train_tiny_model(
+        tmp_path_factory.mktemp("multiclass") / "model.npz", "multiclass", list(range(10))
+    )
+
+
+# --- end of evaluate block --------------------------------------------------------------

@@ -28,8 +28,17 @@ def test_help(command):
 def test_tiny_synthetic_run_writes_every_file(tmp_path, idx_dataset):
     out = tmp_path / "run"
     result = run(
-        "train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
-        "--out", out, "--json", "--samples-per-class", "all", *FAST,
+        "train-multiclass",
+        "--dataset",
+        "idx",
+        "--data-dir",
+        idx_dataset,
+        "--out",
+        out,
+        "--json",
+        "--samples-per-class",
+        "all",
+        *FAST,
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -51,8 +60,19 @@ def test_tiny_synthetic_run_writes_every_file(tmp_path, idx_dataset):
 def test_notebook_recipe_learns_5_vs_8_on_the_real_sample(tmp_path):
     # The notebook's exact recipe on the bundled real digits: 1,455 train, 352 test.
     result = run(
-        "train-binary", "--digits", 5, 8, "--lr", "1e-5", "--dataset", "mnist-sample",
-        "--out", tmp_path, "--json", "--no-plots", "--quiet",
+        "train-binary",
+        "--digits",
+        5,
+        8,
+        "--lr",
+        "1e-5",
+        "--dataset",
+        "mnist-sample",
+        "--out",
+        tmp_path,
+        "--json",
+        "--no-plots",
+        "--quiet",
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -62,18 +82,59 @@ def test_notebook_recipe_learns_5_vs_8_on_the_real_sample(tmp_path):
 
 def test_modern_recipe_learns_ten_classes_on_the_real_sample(tmp_path):
     result = run(
-        "train-multiclass", "--dataset", "mnist-sample", "--samples-per-class", 300,
-        "--optimizer", "momentum", "--lr", "0.1", "--batch-size", 32, "--reduction", "mean",
-        "--pixels", "unit", "--dtype", "float32", "--init", "xavier", "--hidden", 64,
-        "--epochs", 5, "--out", tmp_path, "--json", "--no-plots", "--quiet",
+        "train-multiclass",
+        "--dataset",
+        "mnist-sample",
+        "--samples-per-class",
+        300,
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.1",
+        "--batch-size",
+        32,
+        "--reduction",
+        "mean",
+        "--pixels",
+        "unit",
+        "--dtype",
+        "float32",
+        "--init",
+        "xavier",
+        "--hidden",
+        64,
+        "--epochs",
+        5,
+        "--out",
+        tmp_path,
+        "--json",
+        "--no-plots",
+        "--quiet",
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["test"]["accuracy"] >= 0.85
 
 
 def test_same_options_give_identical_weights(tmp_path, idx_dataset):
-    args = ["train-binary", "--digits", 3, 7, "--dataset", "idx", "--data-dir", idx_dataset,
-            "--optimizer", "adam", "--lr", "0.01", "--batch-size", 2, "--augment-shift", 1, *FAST]
+    args = [
+        "train-binary",
+        "--digits",
+        3,
+        7,
+        "--dataset",
+        "idx",
+        "--data-dir",
+        idx_dataset,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        2,
+        "--augment-shift",
+        1,
+        *FAST,
+    ]
     for name in ("a", "b"):
         assert run(*args, "--out", tmp_path / name).exit_code == 0
     a, _ = load_model(tmp_path / "a" / "model.npz")
@@ -83,9 +144,21 @@ def test_same_options_give_identical_weights(tmp_path, idx_dataset):
 
 def test_config_file_and_flags_win(tmp_path, idx_dataset):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'digits = [1, 2]\nepochs = 2\nhidden = 4\ndataset = "idx"\ndata_dir = "{idx_dataset}"\n')
-    result = run("train-binary", "--config", cfg, "--epochs", 1, "--out", tmp_path / "o",
-                 "--json", "--quiet", "--no-plots")
+    cfg.write_text(
+        f'digits = [1, 2]\nepochs = 2\nhidden = 4\ndataset = "idx"\ndata_dir = "{idx_dataset}"\n'
+    )
+    result = run(
+        "train-binary",
+        "--config",
+        cfg,
+        "--epochs",
+        1,
+        "--out",
+        tmp_path / "o",
+        "--json",
+        "--quiet",
+        "--no-plots",
+    )
     assert result.exit_code == 0, result.output
     config = json.loads(result.stdout)["config"]
     assert config["digits"] == [1, 2] and config["hidden"] == 4 and config["epochs"] == 1
@@ -118,8 +191,18 @@ def test_bad_config_key_exit_2(tmp_path):
 
 def test_divergence_exit_1_and_no_files(tmp_path, idx_dataset):
     out = tmp_path / "run"
-    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
-                 "--lr", "1e306", "--out", out, *FAST)
+    result = run(
+        "train-multiclass",
+        "--dataset",
+        "idx",
+        "--data-dir",
+        idx_dataset,
+        "--lr",
+        "1e306",
+        "--out",
+        out,
+        *FAST,
+    )
     assert result.exit_code == 1
     assert "diverged" in result.output and "smaller --lr" in result.output
     assert not out.exists()
@@ -141,8 +224,9 @@ def _interrupt_after_first_epoch(monkeypatch):
 def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, idx_dataset, monkeypatch):
     _interrupt_after_first_epoch(monkeypatch)
     out = tmp_path / "run"
-    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
-                 "--out", out, *FAST)
+    result = run(
+        "train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset, "--out", out, *FAST
+    )
     assert result.exit_code == 130
     assert not out.exists()
 
@@ -150,8 +234,17 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, idx_dataset, monkeypatch)
 def test_ctrl_c_with_save_on_interrupt_keeps_the_model(tmp_path, idx_dataset, monkeypatch):
     _interrupt_after_first_epoch(monkeypatch)
     out = tmp_path / "run"
-    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
-                 "--out", out, "--save-on-interrupt", *FAST)
+    result = run(
+        "train-multiclass",
+        "--dataset",
+        "idx",
+        "--data-dir",
+        idx_dataset,
+        "--out",
+        out,
+        "--save-on-interrupt",
+        *FAST,
+    )
     assert result.exit_code == 130
     params, meta = load_model(out / "model.npz")
     assert meta["interrupted"] is True and meta["epochs_trained"] == 1
@@ -159,8 +252,22 @@ def test_ctrl_c_with_save_on_interrupt_keeps_the_model(tmp_path, idx_dataset, mo
 
 
 def test_progress_rows_on_stderr_not_stdout(tmp_path, idx_dataset):
-    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset,
-                 "--out", tmp_path, "--hidden", 4, "--epochs", 4, "--log-every", 2, "--no-plots")
+    result = run(
+        "train-multiclass",
+        "--dataset",
+        "idx",
+        "--data-dir",
+        idx_dataset,
+        "--out",
+        tmp_path,
+        "--hidden",
+        4,
+        "--epochs",
+        4,
+        "--log-every",
+        2,
+        "--no-plots",
+    )
     assert result.exit_code == 0
     assert result.stdout == ""
     rows = [line for line in result.stderr.splitlines() if "/4" in line]

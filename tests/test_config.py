@@ -10,7 +10,12 @@ def test_defaults_are_the_notebook():
     b = resolve_config("binary", {}, {"digits": (5, 8)})
     assert (b.epochs, b.lr, b.seed, b.optimizer, b.batch_size) == (100, 1e-5, 3, "gd", None)
     assert (b.hidden, b.reduction, b.pixels, b.init, b.samples_per_class) == (
-        256, "sum", "raw", "notebook", 1000)
+        256,
+        "sum",
+        "raw",
+        "notebook",
+        1000,
+    )
     assert b.classes == (5, 8) and b.out_dir == "runs/binary-5-8"
     m = resolve_config("multiclass")
     assert (m.epochs, m.lr, m.seed) == (200, 1.7e-5, 29)
@@ -60,7 +65,10 @@ def test_cross_setting_rules():
         resolve_config("multiclass", {}, {"batch_size": 32})
     with pytest.raises(ConfigError, match="train-binary"):
         resolve_config("multiclass", {"digits": (1, 2)}, {})
-    assert resolve_config("multiclass", {}, {"optimizer": "sgd", "batch_size": "full"}).batch_size is None
+    assert (
+        resolve_config("multiclass", {}, {"optimizer": "sgd", "batch_size": "full"}).batch_size
+        is None
+    )
 
 
 def test_to_dict_round_trips():
@@ -75,8 +83,11 @@ def test_repo_configs_are_valid():
     folder = pathlib.Path(__file__).parent.parent / "configs"
     files = sorted(folder.glob("*.toml"))
     assert {f.name for f in files} >= {
-        "binary-5-8-notebook.toml", "multiclass-notebook.toml",
-        "binary-fast.toml", "multiclass-fast.toml"}
+        "binary-5-8-notebook.toml",
+        "multiclass-notebook.toml",
+        "binary-fast.toml",
+        "multiclass-fast.toml",
+    }
     for f in files:
         values = read_config_file(f)
         task = "binary" if "digits" in values else "multiclass"

@@ -39,7 +39,7 @@ def test_shift_images_moves_pixels_and_pads_with_zero():
     assert np.all(img.sum(axis=(1, 2)) == 1)
     ys, xs = np.nonzero(img)[1], np.nonzero(img)[2]
     assert set(ys - 14) <= set(range(-2, 3)) and set(xs - 14) <= set(range(-2, 3))
-    assert len(set(zip(ys, xs))) > 15  # many different offsets were drawn
+    assert len(set(zip(ys, xs, strict=True))) > 15  # many different offsets were drawn
     # A pixel on the edge shifted outwards disappears; nothing wraps around.
     edge = np.zeros((50, 784))
     edge[:, 0] = 1

@@ -61,7 +61,9 @@ def test_softmax_rows_sum_to_one(z):
 
 @settings(max_examples=50)
 @given(
-    arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(2, 12)), elements=st.floats(-50, 50)),
+    arrays(
+        np.float64, st.tuples(st.integers(1, 8), st.integers(2, 12)), elements=st.floats(-50, 50)
+    ),
     st.floats(-1e3, 1e3),
 )
 def test_softmax_ignores_a_constant_shift(z, c):

@@ -9,7 +9,12 @@ from mnistnet.optimizers import Adam, GradientDescent, Momentum, make_optimizer,
 
 
 def _params():
-    return {"W1": np.array([[1.0, -2.0]]), "b1": np.array([0.5]), "W2": np.array([[3.0]]), "b2": np.array([0.0])}
+    return {
+        "W1": np.array([[1.0, -2.0]]),
+        "b1": np.array([0.5]),
+        "W2": np.array([[3.0]]),
+        "b2": np.array([0.0]),
+    }
 
 
 def _grads(scale):

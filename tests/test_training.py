@@ -55,8 +55,16 @@ def test_fit_equals_the_straightforward_implementation(head, n_out, batch_size, 
     params = model.init_params(784, 16, n_out, seed=5)
     expected = _reference_fit(params, X, y, head, 5, lr, batch_size, reduction, seed=9)
     fit(
-        params, X, y, head=head, optimizer=make_optimizer("sgd"), epochs=5, lr=lr,
-        batch_size=batch_size, reduction=reduction, rng=np.random.default_rng(9),
+        params,
+        X,
+        y,
+        head=head,
+        optimizer=make_optimizer("sgd"),
+        epochs=5,
+        lr=lr,
+        batch_size=batch_size,
+        reduction=reduction,
+        rng=np.random.default_rng(9),
     )
     for k in params:
         np.testing.assert_allclose(params[k], expected[k], rtol=1e-9, atol=1e-12)
@@ -70,9 +78,18 @@ def test_same_seed_gives_identical_weights(dtype):
     for _ in range(2):
         params = model.init_params(784, 16, 3, method="xavier", seed=1, dtype=dtype)
         history = fit(
-            params, X, y, head="multiclass", optimizer=make_optimizer("momentum"), epochs=3,
-            lr=0.1, batch_size=50, reduction="mean", augment_shift=2,
-            rng=np.random.default_rng(4), lr_schedule="cosine",
+            params,
+            X,
+            y,
+            head="multiclass",
+            optimizer=make_optimizer("momentum"),
+            epochs=3,
+            lr=0.1,
+            batch_size=50,
+            reduction="mean",
+            augment_shift=2,
+            rng=np.random.default_rng(4),
+            lr_schedule="cosine",
         )
         runs.append((params, history))
     (p1, h1), (p2, h2) = runs
@@ -87,8 +104,18 @@ def test_history_records_learning():
     params = model.init_params(784, 16, 3, seed=2)
     seen = []
     history = fit(
-        params, X / 255, y, head="multiclass", optimizer=make_optimizer("adam"), epochs=6,
-        lr=0.01, batch_size=32, reduction="mean", X_test=Xt / 255, y_test=yt, on_epoch=seen.append,
+        params,
+        X / 255,
+        y,
+        head="multiclass",
+        optimizer=make_optimizer("adam"),
+        epochs=6,
+        lr=0.01,
+        batch_size=32,
+        reduction="mean",
+        X_test=Xt / 255,
+        y_test=yt,
+        on_epoch=seen.append,
     )
     assert seen == history.records
     assert [r.epoch for r in history.records] == list(range(1, 7))
@@ -114,7 +141,13 @@ def test_ctrl_c_returns_the_history_so_far():
             raise KeyboardInterrupt
 
     history = fit(
-        params, X, y, head="multiclass", optimizer=make_optimizer("gd"), epochs=10, lr=1e-5,
+        params,
+        X,
+        y,
+        head="multiclass",
+        optimizer=make_optimizer("gd"),
+        epochs=10,
+        lr=1e-5,
         on_epoch=interrupt_at_two,
     )
     assert history.interrupted and len(history.records) == 2

@@ -72,12 +72,8 @@ def _training_options(task):
             type=_IntOr("all"),
             help="First N training images of each class, or 'all'." + default(1000),
         ),
-        click.option(
-            "--hidden", type=click.IntRange(min=1), help="Hidden units." + default(256)
-        ),
-        click.option(
-            "--epochs", type=click.IntRange(min=1), help="Epochs." + default(d["epochs"])
-        ),
+        click.option("--hidden", type=click.IntRange(min=1), help="Hidden units." + default(256)),
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs." + default(d["epochs"])),
         click.option(
             "--lr",
             type=click.FloatRange(min=0, min_open=True),
@@ -95,7 +91,9 @@ def _training_options(task):
             help="Mini-batch size, or 'full'." + default("full for gd, 128 otherwise"),
         ),
         click.option(
-            "--momentum", type=click.FloatRange(0, 1, max_open=True), help="Momentum." + default(0.9)
+            "--momentum",
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Momentum." + default(0.9),
         ),
         click.option(
             "--weight-decay",

@@ -1,0 +1,475 @@
+"""Pictures of a run and of a model, written as PNG files.
+
+``plot_history`` draws the learning curves (``loss.png``, ``accuracy.png``);
+``plot_report`` draws what a model gets right and wrong on some data:
+
+=====================  ==========  ==================================================
+file                   task        what it shows
+=====================  ==========  ==================================================
+examples-<split>.png   binary      4 rows (TP, TN, FP, FN) of 5 digits, captioned
+confusion.png          multiclass  10x10 counts, colour normalised per true class
+errors.png             multiclass  the most confidently wrong digits (up to 30)
+examples.png           multiclass  the most confident correct digit of each class
+hidden-units.png       both        incoming weights of the first 64 hidden units
+=====================  ==========  ==================================================
+
+Which digits a grid shows is decided by the ``select_*`` functions, pure
+functions returning indices, so tests count panels without reading pixels.
+
+matplotlib is imported inside the functions, with the non-interactive Agg
+backend: ``import mnistnet.plots`` stays cheap, and ``mnistnet --help`` and
+``mnistnet info`` never load matplotlib. Every file is written atomically.
+Digits are drawn white on black (as MNIST stores them) in every figure.
+"""
+
+import os
+
+import numpy as np
+
+from mnistnet.fileio import atomic_path
+
+DPI = 100  # figure sizes below are in inches; pixels = inches * DPI
+SIZES = {  # (width, height) in inches: about 800-1000 pixels, fits a laptop screen
+    "loss": (8, 5),
+    "accuracy": (8, 5),
+    "examples-binary": (9, 9),
+    "confusion": (8.5, 7.5),
+    "errors": (10, 9.5),
+    "examples": (10, 5),
+    "hidden-units": (9, 10),
+}
+DIGIT_CMAP = "gray"  # white digit on black, MNIST's own convention
+WEIGHT_CMAP = "RdBu_r"  # red excites, blue inhibits, white is zero
+RIGHT, WRONG = "#1a7f37", "#c62828"  # caption colours: correct, wrong
+
+
+# --- selections: pure functions returning indices ------------------------------------
+
+
+def predicted_confidence(P):
+    """Predicted labels and the probability the model gives its prediction.
+
+    Parameters
+    ----------
+    P : ndarray of shape (n, 1) (binary: probability of label 1) or (n, K)
+
+    Returns
+    -------
+    y_pred : ndarray of shape (n,), int
+    confidence : ndarray of shape (n,), float in [0.5, 1] (binary) or [1/K, 1]
+    """
+    P = np.asarray(P)
+    if P.shape[1] == 1:
+        p1 = P[:, 0]
+        y_pred = (p1 >= 0.5).astype(np.intp)
+        return y_pred, np.where(y_pred == 1, p1, 1 - p1)
+    y_pred = P.argmax(axis=1)
+    return y_pred, P[np.arange(len(P)), y_pred]
+
+
+def select_binary_examples(y, P, per_row=5):
+    """Up to ``per_row`` indices of each outcome of a binary model (positive = label 1).
+
+    True positives and true negatives are the first ones in data order (a
+    fair sample, not the best-looking ones); false positives and false
+    negatives are the most confidently wrong, the most telling mistakes.
+
+    Returns
+    -------
+    dict with keys ``"tp", "tn", "fp", "fn"`` (in that order), each an int
+    ndarray of at most ``per_row`` indices into ``y``.
+    """
+    y = np.asarray(y)
+    y_pred, conf = predicted_confidence(P)
+    masks = {
+        "tp": (y == 1) & (y_pred == 1),
+        "tn": (y == 0) & (y_pred == 0),
+        "fp": (y == 0) & (y_pred == 1),
+        "fn": (y == 1) & (y_pred == 0),
+    }
+    out = {}
+    for key, mask in masks.items():
+        idx = np.flatnonzero(mask)
+        if key in ("fp", "fn"):
+            idx = idx[np.argsort(-conf[idx], kind="stable")]
+        out[key] = idx[:per_row]
+    return out
+
+
+def select_confident_errors(y, P, k=30):
+    """Indices of the ``k`` wrong predictions made with the highest confidence, highest first."""
+    y = np.asarray(y)
+    y_pred, conf = predicted_confidence(P)
+    wrong = np.flatnonzero(y_pred != y)
+    return wrong[np.argsort(-conf[wrong], kind="stable")][:k]
+
+
+def select_one_per_class(y, P, n_classes=None):
+    """For each class, the correctly classified sample the model is most sure of.
+
+    Returns
+    -------
+    ndarray of shape (n_classes,), int: an index into ``y``, or -1 when no
+    sample of that class was classified correctly.
+    """
+    y = np.asarray(y)
+    y_pred, conf = predicted_confidence(P)
+    n_classes = max(P.shape[1], 2) if n_classes is None else n_classes
+    out = np.full(n_classes, -1, dtype=np.intp)
+    for c in range(n_classes):
+        idx = np.flatnonzero((y == c) & (y_pred == c))
+        if len(idx):
+            out[c] = idx[np.argmax(conf[idx])]
+    return out
+
+
+# --- figures --------------------------------------------------------------------------
+
+
+def plot_history(history, out_dir, title):
+    """Learning curves of a training run.
+
+    Parameters
+    ----------
+    history : dict of lists
+        Columns ``epoch``, ``loss``, ``train_acc`` and ``test_acc`` (entries
+        may be None when the test split was not scored).
+    out_dir : str or path-like
+    title : str
+        Names the task and dataset, e.g. ``"binary 5 vs 8 · mnist-sample"``.
+
+    Returns
+    -------
+    list of str
+        The files written: ``loss.png`` and ``accuracy.png``; none when the
+        history holds no epoch.
+    """
+    epochs = list(history.get("epoch", []))
+    if not epochs:
+        return []
+    plt = _pyplot()
+    marker = "o" if len(epochs) <= 30 else None
+    paths = []
+
+    fig, ax = plt.subplots(figsize=SIZES["loss"], layout="constrained")
+    loss = np.asarray(history["loss"], dtype=float)
+    ax.plot(epochs, loss, marker=marker, color="C0", label="training loss")
+    if np.all(loss > 0) and loss.max() / loss.min() > 100:
+        ax.set_yscale("log")  # the first epochs would flatten everything else
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean loss per training image")
+    ax.set_title(f"{title}: training loss")
+    _epoch_ticks(ax, epochs)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    paths.append(_save(fig, out_dir, "loss.png"))
+
+    fig, ax = plt.subplots(figsize=SIZES["accuracy"], layout="constrained")
+    ax.plot(
+        epochs,
+        100 * np.asarray(history["train_acc"], dtype=float),
+        marker=marker,
+        color="C0",
+        label="train",
+    )
+    test = [
+        (e, a) for e, a in zip(epochs, history.get("test_acc", []), strict=False) if a is not None
+    ]
+    if test:
+        e, a = zip(*test, strict=True)
+        ax.plot(e, 100 * np.asarray(a, dtype=float), marker=marker, color="C1", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{title}: accuracy")
+    _epoch_ticks(ax, epochs)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    paths.append(_save(fig, out_dir, "accuracy.png"))
+    return paths
+
+
+def plot_report(params, meta, test, out_dir, train=None):
+    """Every picture of a model on some data (see the module docstring).
+
+    Parameters
+    ----------
+    params : dict of ndarray (``W1, b1, W2, b2``)
+    meta : dict, the model's metadata (``task``, ``classes``, ``dataset``, ...)
+    test : pipeline.TaskData
+        The data evaluated (normally the test split; its ``split`` names
+        ``examples-<split>.png``).
+    out_dir : str or path-like
+    train : pipeline.TaskData, optional
+        Binary models only: also writes ``examples-<its split>.png``.
+
+    Returns
+    -------
+    list of str, the files written.
+    """
+    from mnistnet.model import predict_proba
+
+    task = meta["task"]
+    names = display_names(meta)
+    paths = []
+    if task == "binary":
+        for data in (test, train):
+            if data is not None:
+                P = predict_proba(params, data.X, task)
+                paths.append(plot_binary_examples(data, P, names, meta, out_dir))
+    else:
+        P = predict_proba(params, test.X, task)
+        paths.append(plot_confusion(test, P, names, meta, out_dir))
+        paths.append(plot_errors(test, P, names, meta, out_dir))
+        paths.append(plot_examples(test, P, names, meta, out_dir))
+    paths.append(plot_hidden_units(params, meta, out_dir))
+    return paths
+
+
+def plot_binary_examples(data, P, names, meta, out_dir, per_row=5):
+    """``examples-<split>.png``: rows of true positives, true negatives, FPs, FNs."""
+    from mnistnet.metrics import binary_counts, confusion_matrix
+
+    plt = _pyplot()
+    picked = select_binary_examples(data.y, P, per_row)
+    y_pred, conf = predicted_confidence(P)
+    neg, pos = names
+    counts = binary_counts(confusion_matrix(data.y, y_pred, 2))
+    rows = {
+        "tp": f"true positives\n{pos} as {pos} ({counts['tp']:,})",
+        "tn": f"true negatives\n{neg} as {neg} ({counts['tn']:,})",
+        "fp": f"false positives\n{neg} as {pos} ({counts['fp']:,})",
+        "fn": f"false negatives\n{pos} as {neg} ({counts['fn']:,})",
+    }
+    fig, axes = plt.subplots(4, per_row, figsize=SIZES["examples-binary"], layout="constrained")
+    for r, (key, label) in enumerate(rows.items()):
+        for c in range(per_row):
+            ax = axes[r, c]
+            _blank(ax)
+            if c < len(picked[key]):
+                i = picked[key][c]
+                _digit(ax, data.images[i])
+                _caption(ax, names[data.y[i]], names[y_pred[i]], conf[i])
+            elif c == 0:
+                ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=11, color="0.4")
+        axes[r, 0].set_ylabel(label, fontsize=11, rotation=0, ha="right", va="center", labelpad=8)
+    fig.suptitle(
+        f"{describe_task(meta)} on {data.dataset} {data.split}: examples\n"
+        f"positive = {pos}; errors are the most confident ones; (p) = probability of "
+        "the prediction",
+        fontsize=12,
+    )
+    return _save(fig, out_dir, f"examples-{data.split}.png")
+
+
+def plot_confusion(data, P, names, meta, out_dir):
+    """``confusion.png``: counts in each cell, colour = fraction of the true class."""
+    from mnistnet.metrics import confusion_matrix
+
+    plt = _pyplot()
+    k = len(names)
+    y_pred, _ = predicted_confidence(P)
+    cm = confusion_matrix(data.y, y_pred, k)
+    support = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, support, out=np.zeros(cm.shape), where=support != 0)
+    fig, ax = plt.subplots(figsize=SIZES["confusion"], layout="constrained")
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j] or i == j:
+                ax.text(
+                    j,
+                    i,
+                    f"{cm[i, j]:,}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if frac[i, j] > 0.5 else "black",
+                )
+    ax.set_xticks(
+        range(k),
+        names,
+        rotation=45 if _long(names) else 0,
+        ha="right" if _long(names) else "center",
+    )
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class", fontsize=11)
+    ax.set_ylabel("true class", fontsize=11)
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(
+        f"{describe_task(meta)} on {data.dataset} {data.split}: confusion matrix\n"
+        f"{cm.sum():,} images, accuracy {100 * acc:.2f}%",
+        fontsize=12,
+    )
+    fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
+    return _save(fig, out_dir, "confusion.png")
+
+
+def plot_errors(data, P, names, meta, out_dir, k=30, cols=6):
+    """``errors.png``: the most confidently wrong digits, each "true A → pred B (p)"."""
+    plt = _pyplot()
+    picked = select_confident_errors(data.y, P, k)
+    y_pred, conf = predicted_confidence(P)
+    rows = max(1, -(-k // cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=SIZES["errors"], layout="constrained", squeeze=False
+    )
+    for n, ax in enumerate(axes.flat):
+        _blank(ax)
+        if n < len(picked):
+            i = picked[n]
+            _digit(ax, data.images[i])
+            _caption(ax, names[data.y[i]], names[y_pred[i]], conf[i])
+    if len(picked) == 0:
+        axes.flat[0].text(0.5, 0.5, "no errors", ha="center", va="center", fontsize=12)
+    n_wrong = int(np.count_nonzero(y_pred != data.y))
+    fig.suptitle(
+        f"{describe_task(meta)} on {data.dataset} {data.split}: the {len(picked)} most "
+        f"confident of {n_wrong:,} errors\n(p) = probability the model gave its wrong answer",
+        fontsize=12,
+    )
+    return _save(fig, out_dir, "errors.png")
+
+
+def plot_examples(data, P, names, meta, out_dir, cols=5):
+    """``examples.png``: for each class, the correct digit the model is most sure of."""
+    plt = _pyplot()
+    picked = select_one_per_class(data.y, P, len(names))
+    _, conf = predicted_confidence(P)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=SIZES["examples"], layout="constrained", squeeze=False
+    )
+    for c, ax in enumerate(axes.flat):
+        _blank(ax)
+        if c >= len(names):
+            continue
+        if picked[c] >= 0:
+            i = picked[c]
+            _digit(ax, data.images[i])
+            ax.set_title(f"{names[c]} ({conf[i]:.2f})", fontsize=11, color=RIGHT)
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                f"no correct\n{names[c]}",
+                ha="center",
+                va="center",
+                fontsize=10,
+                color=WRONG,
+            )
+    fig.suptitle(
+        f"{describe_task(meta)} on {data.dataset} {data.split}: one correct example per class\n"
+        "(p) = the model's probability for it, the highest of its class",
+        fontsize=12,
+    )
+    return _save(fig, out_dir, "examples.png")
+
+
+def plot_hidden_units(params, meta, out_dir, n_units=64, cols=8):
+    """``hidden-units.png``: the incoming weights of the first ``n_units`` hidden units.
+
+    One shared colour scale (symmetric, clipped at the 99th percentile of
+    the weights shown) so units can be compared with each other.
+    """
+    plt = _pyplot()
+    W1 = np.asarray(params["W1"], dtype=float)
+    n = min(n_units, W1.shape[1])
+    rows = -(-n // cols)
+    weights = W1[:, :n]
+    vmax = float(np.percentile(np.abs(weights), 99)) or 1.0
+    fig, axes = plt.subplots(
+        rows, cols, figsize=SIZES["hidden-units"], layout="constrained", squeeze=False
+    )
+    im = None
+    for j, ax in enumerate(axes.flat):
+        _blank(ax)
+        if j < n:
+            im = ax.imshow(
+                weights[:, j].reshape(28, 28),
+                cmap=WEIGHT_CMAP,
+                vmin=-vmax,
+                vmax=vmax,
+                interpolation="nearest",
+            )
+            ax.set_title(str(j), fontsize=8, pad=2)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="weight (red: brighter pixel raises the unit)")
+    dataset = (meta.get("dataset") or {}).get("name", "?")
+    fig.suptitle(
+        f"{describe_task(meta)} on {dataset}: incoming weights of hidden units 0-{n - 1} "
+        f"(of {W1.shape[1]})",
+        fontsize=12,
+    )
+    return _save(fig, out_dir, "hidden-units.png")
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def describe_task(meta):
+    """``"binary 5 vs 8"`` or ``"ten classes"``, for titles."""
+    names = display_names(meta)
+    if meta["task"] == "binary":
+        return f"binary {names[0]} vs {names[1]}"
+    return "ten classes" if len(names) == 10 else f"{len(names)} classes"
+
+
+def display_names(meta):
+    """Names of the model's labels in label order, from ``class_names`` or the classes."""
+    classes = meta["classes"]
+    names = meta.get("class_names")
+    if isinstance(names, list) and all(isinstance(s, str) for s in names):
+        if len(names) == len(classes):
+            return list(names)
+        if len(names) == 10:  # the dataset's ten names, indexed by class
+            return [names[c] for c in classes]
+    return [str(c) for c in classes]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_dir, name):
+    import matplotlib.pyplot as plt
+
+    path = os.path.join(os.fspath(out_dir), name)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _blank(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _digit(ax, image):
+    ax.imshow(image, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest")
+
+
+def _caption(ax, true_name, pred_name, p):
+    ax.set_title(
+        f"true {true_name} → pred {pred_name}\n({p:.2f})",
+        fontsize=9,
+        color=RIGHT if true_name == pred_name else WRONG,
+    )
+
+
+def _epoch_ticks(ax, epochs):
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _long(names):
+    return max(len(s) for s in names) > 2

@@ -1,0 +1,185 @@
+"""Pictures: which digits each grid shows (pure selections), and the PNG files themselves."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mnistnet import checkpoint, plots
+from mnistnet.pipeline import load_task_data
+
+# --- selections ------------------------------------------------------------------------
+
+# Binary: label 1 is the positive class; P is the probability of label 1.
+Y_BIN = np.array([1, 1, 1, 0, 0, 0, 0, 1, 0, 1])
+P_BIN = np.array([0.9, 0.8, 0.3, 0.1, 0.2, 0.7, 0.95, 0.6, 0.4, 0.45])[:, None]
+
+
+def test_select_binary_examples_groups_and_counts():
+    picked = plots.select_binary_examples(Y_BIN, P_BIN, per_row=5)
+    assert list(picked) == ["tp", "tn", "fp", "fn"]
+    assert picked["tp"].tolist() == [0, 1, 7]  # data order
+    assert picked["tn"].tolist() == [3, 4, 8]
+    assert picked["fp"].tolist() == [6, 5]  # most confidently wrong first: 0.95, 0.7
+    assert picked["fn"].tolist() == [2, 9]  # P(8) 0.3 -> 0.7 sure of 5; 0.45 -> 0.55
+    two = plots.select_binary_examples(Y_BIN, P_BIN, per_row=2)
+    assert [len(v) for v in two.values()] == [2, 2, 2, 2]
+
+
+def test_select_binary_examples_caps_at_five_per_row():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    P = rng.random((500, 1))
+    picked = plots.select_binary_examples(y, P)
+    assert all(len(v) == 5 for v in picked.values())
+    y_pred, _ = plots.predicted_confidence(P)
+    assert np.all(y[picked["fp"]] == 0) and np.all(y_pred[picked["fp"]] == 1)
+    assert np.all(y[picked["fn"]] == 1) and np.all(y_pred[picked["fn"]] == 0)
+
+
+def _softmax_like(rng, n, k):
+    P = rng.random((n, k)) ** 4
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def test_select_confident_errors():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 10, 300)
+    P = _softmax_like(rng, 300, 10)
+    picked = plots.select_confident_errors(y, P, k=30)
+    y_pred, conf = plots.predicted_confidence(P)
+    assert len(picked) == 30
+    assert np.all(y_pred[picked] != y[picked])
+    assert np.all(np.diff(conf[picked]) <= 0)  # most confident first
+    others = np.setdiff1d(np.flatnonzero(y_pred != y), picked)
+    assert conf[others].max() <= conf[picked].min()
+    # Fewer errors than k: all of them.
+    y_right = y_pred.copy()
+    y_right[:3] = (y_right[:3] + 1) % 10
+    assert sorted(plots.select_confident_errors(y_right, P, k=30)) == [0, 1, 2]
+
+
+def test_select_one_per_class():
+    P = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.2, 0.8, 0.0], [0.7, 0.3, 0.0]])
+    y = np.array([0, 0, 1, 2])  # class 2's only image is called 0
+    assert plots.select_one_per_class(y, P).tolist() == [0, 2, -1]
+
+
+def test_display_names():
+    assert plots.display_names({"classes": [5, 8], "class_names": ["5", "8"]}) == ["5", "8"]
+    ten = [f"c{i}" for i in range(10)]
+    assert plots.display_names({"classes": [3, 1], "class_names": ten}) == ["c3", "c1"]
+    assert plots.display_names({"classes": [3, 1]}) == ["3", "1"]
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def _png_size(path):
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)  # fails unless it is a PNG
+    return image.shape[1], image.shape[0]
+
+
+def _expected(kind):
+    w, h = plots.SIZES[kind]
+    return round(w * plots.DPI), round(h * plots.DPI)
+
+
+def test_plot_history(tmp_path):
+    history = {
+        "epoch": [1, 2, 3],
+        "loss": [0.9, 0.5, 0.3],
+        "train_acc": [0.6, 0.8, 0.9],
+        "test_acc": [None, 0.75, 0.85],
+    }
+    paths = plots.plot_history(history, tmp_path, "binary 5 vs 8 on mnist-sample")
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["loss.png", "accuracy.png"]
+    assert _png_size(paths[0]) == _expected("loss")
+    assert _png_size(paths[1]) == _expected("accuracy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.png", "loss.png"]
+    assert plots.plot_history({"epoch": []}, tmp_path / "none", "x") == []
+
+
+@pytest.fixture(scope="module")
+def binary_report(binary_model, tmp_path_factory):
+    params, meta = checkpoint.load_model(binary_model)
+    test = load_task_data("mnist-sample", "test", meta["classes"], pixels="unit")
+    train = load_task_data(
+        "mnist-sample", "train", meta["classes"], samples_per_class=200, pixels="unit"
+    )
+    out = tmp_path_factory.mktemp("binary-plots")
+    return plots.plot_report(params, meta, test, out, train=train), params, meta, test
+
+
+@pytest.fixture(scope="module")
+def multiclass_report(multiclass_model, tmp_path_factory):
+    params, meta = checkpoint.load_model(multiclass_model)
+    test = load_task_data("mnist-sample", "test", meta["classes"], pixels="unit")
+    out = tmp_path_factory.mktemp("multiclass-plots")
+    return plots.plot_report(params, meta, test, out), params, meta, test
+
+
+def test_binary_report_files(binary_report):
+    paths, *_ = binary_report
+    names = [p.rsplit("/", 1)[-1] for p in paths]
+    assert names == ["examples-test.png", "examples-train.png", "hidden-units.png"]
+    assert _png_size(paths[0]) == _expected("examples-binary")
+    assert _png_size(paths[1]) == _expected("examples-binary")
+    assert _png_size(paths[2]) == _expected("hidden-units")
+
+
+def test_binary_report_panels(binary_report):
+    _, params, meta, test = binary_report
+    from mnistnet.model import predict_proba
+
+    picked = plots.select_binary_examples(test.y, predict_proba(params, test.X, "binary"))
+    counts = {k: len(v) for k, v in picked.items()}
+    assert counts["tp"] == counts["tn"] == 5  # 4 rows of 5 when each outcome is common
+    assert sum(counts.values()) <= 20
+
+
+def test_multiclass_report_files(multiclass_report):
+    paths, *_ = multiclass_report
+    names = [p.rsplit("/", 1)[-1] for p in paths]
+    assert names == ["confusion.png", "errors.png", "examples.png", "hidden-units.png"]
+    for path, kind in zip(paths, ["confusion", "errors", "examples", "hidden-units"], strict=True):
+        assert _png_size(path) == _expected(kind), path
+
+
+def test_multiclass_report_panels(multiclass_report):
+    _, params, meta, test = multiclass_report
+    from mnistnet.model import predict_proba
+
+    P = predict_proba(params, test.X, "multiclass")
+    assert len(plots.select_confident_errors(test.y, P, k=30)) == 30
+    assert np.all(plots.select_one_per_class(test.y, P) >= 0)  # every digit has one
+
+
+def test_no_temporary_files_left(multiclass_report):
+    paths, *_ = multiclass_report
+    folder = paths[0].rsplit("/", 1)[0]
+    import os
+
+    assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["info", "--help"], ["evaluate", "--help"], ["info", "MODEL"]]
+)
+def test_help_and_info_never_import_matplotlib(args, binary_model):
+    args = [str(binary_model) if a == "MODEL" else a for a in args]
+    code = (
+        "import sys\n"
+        "from mnistnet.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'matplotlib']\n"
+        "assert not bad, bad[:3]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
