@@ -72,9 +72,7 @@ def run_training(config, train, test, on_epoch=None):
         seed=config.seed,
         dtype=np.dtype(config.dtype),
     )
-    optimizer = make_optimizer(
-        config.optimizer, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    optimizer = make_optimizer(config.optimizer, momentum=config.momentum)
     start = time.perf_counter()
     history = fit(
         params,
@@ -86,6 +84,7 @@ def run_training(config, train, test, on_epoch=None):
         lr=config.lr,
         batch_size=config.batch_size,
         reduction=config.reduction,
+        weight_decay=config.weight_decay,
         lr_schedule=config.lr_schedule,
         augment_shift=config.augment_shift,
         rng=np.random.default_rng(config.seed),

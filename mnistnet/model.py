@@ -71,12 +71,37 @@ def init_params(n_in, n_hidden, n_out, *, method="notebook", seed=0, dtype=np.fl
     return {name: np.ascontiguousarray(value, dtype=dtype) for name, value in params.items()}
 
 
+def pack(params):
+    """Copy ``params`` into one flat vector; return it and named views into it.
+
+    Returns
+    -------
+    vector : ndarray of shape (n_parameters,)
+    views : dict of ndarray, the parameters' names and shapes, sharing
+        ``vector``'s memory. An elementwise optimizer step on ``vector``
+        updates every view: one call per operation instead of one per
+        parameter (the training loop's main use).
+    """
+    vector = np.concatenate([params[name].ravel() for name in PARAM_NAMES])
+    return vector, _views(vector, {name: params[name].shape for name in PARAM_NAMES})
+
+
+def _views(vector, shapes):
+    views, start = {}, 0
+    for name in PARAM_NAMES:
+        size = int(np.prod(shapes[name]))
+        views[name] = vector[start : start + size].reshape(shapes[name])
+        start += size
+    return views
+
+
 class Workspace:
     """Preallocated arrays for forward and backward passes of up to ``capacity`` samples.
 
     A batch of ``n <= capacity`` samples uses the first ``n`` rows of each
-    buffer (a contiguous view, so ``out=`` works). Gradients live in
-    ``grads`` under the parameters' names.
+    buffer (a contiguous view, so ``out=`` works). Gradients live in one
+    flat vector, ``grad_vector``, laid out as :func:`pack` lays out the
+    parameters; ``grads`` holds its views under the parameters' names.
     """
 
     def __init__(self, params, capacity):
@@ -91,7 +116,8 @@ class Workspace:
         self.D2 = np.empty((capacity, n_out), dtype)
         self.D1 = np.empty((capacity, n_hidden), dtype)
         self.work = np.empty((capacity, n_hidden), dtype)
-        self.grads = {name: np.empty_like(value) for name, value in params.items()}
+        self.grad_vector = np.empty(sum(params[name].size for name in PARAM_NAMES), dtype)
+        self.grads = _views(self.grad_vector, {name: params[name].shape for name in PARAM_NAMES})
 
     def fits(self, params, n):
         return (
@@ -155,8 +181,12 @@ def loss(cache, Y, head):
     return LOSSES_FROM_LOGITS[HEADS[head]["loss"]](cache["Z2"], Y)
 
 
-def backward(params, cache, Y, reduction="sum"):
+def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
     """Gradients of the summed (or mean) loss with respect to each parameter.
+
+    With ``weight_decay``, the objective has the L2 penalty
+    ``weight_decay / 2 * (||W1||^2 + ||W2||^2)`` (not on the biases), so
+    ``weight_decay * W`` is added to the weights' gradients.
 
     Parameters
     ----------
@@ -166,6 +196,12 @@ def backward(params, cache, Y, reduction="sum"):
         Targets: one-hot rows for ten classes, a 0/1 column for binary.
     reduction : {"sum", "mean"}
         ``sum`` is the course notebook's objective; ``mean`` divides by n.
+    weight_decay : float
+    scale : float
+        Multiplies every gradient. The training loop passes the learning
+        rate for optimizers that step on ``lr * gradient``: scaling the
+        (n, k) output delta costs nothing, scaling the gradients afterwards
+        a pass over every weight.
 
     Returns
     -------
@@ -178,16 +214,21 @@ def backward(params, cache, Y, reduction="sum"):
     g = ws.grads
     # Output delta: P - Y for both paired heads.
     D2 = np.subtract(P, Y, out=ws.D2[:n])
-    if reduction == "mean":
-        D2 *= 1.0 / n
-    elif reduction != "sum":
+    if reduction not in ("sum", "mean"):
         raise ValueError(f"unknown reduction {reduction!r}")
+    delta_scale = scale / n if reduction == "mean" else scale
+    if delta_scale != 1.0:
+        D2 *= delta_scale
     np.matmul(A1.T, D2, out=g["W2"])
     np.sum(D2, axis=0, out=g["b2"])
     D1 = np.matmul(D2, params["W2"].T, out=ws.D1[:n])
     sigmoid_derivative_inplace(D1, A1, work=ws.work[:n])
     np.matmul(X.T, D1, out=g["W1"])
     np.sum(D1, axis=0, out=g["b1"])
+    if weight_decay:
+        decay = weight_decay * scale
+        g["W1"] += decay * params["W1"]
+        g["W2"] += decay * params["W2"]
     return g
 
 

@@ -1,9 +1,11 @@
 """Optimizers: objects with state and one method, ``step(params, grads, lr)``.
 
-Each updates ``params`` in place from ``grads`` (dicts with the same keys,
-``W1, b1, W2, b2``). ``grads`` may be overwritten: they are scratch
-buffers of the training loop. An L2 penalty ``weight_decay / 2 * ||W||^2``
-on the weight matrices (not the biases) is added to their gradients first.
+Each updates the arrays in ``params`` in place from the arrays in ``grads``
+(dicts with the same keys). ``grads`` may be overwritten: they are scratch
+buffers of the training loop. The update rules are elementwise, so the
+training loop hands them the whole parameter vector as one array (see
+:func:`mnistnet.model.pack`): one step is then a handful of whole-vector
+operations, not a handful per parameter.
 
 Learning-rate schedules are pure functions of the epoch (nanoGPT's
 ``get_lr``): :func:`scheduled_lr`.
@@ -15,7 +17,6 @@ import numpy as np
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 SCHEDULES = ("constant", "cosine", "step")
-WEIGHT_NAMES = ("W1", "W2")
 
 
 class GradientDescent:
@@ -25,45 +26,48 @@ class GradientDescent:
     ``sgd`` (one step per mini-batch) share this update.
     """
 
-    def __init__(self, weight_decay=0.0):
-        self.weight_decay = weight_decay
-
-    def _decay(self, params, grads):
-        if self.weight_decay:
-            for name in WEIGHT_NAMES:
-                grads[name] += self.weight_decay * params[name]
-
     def step(self, params, grads, lr):
-        self._decay(params, grads)
-        for name, g in grads.items():
+        for g in grads.values():
             g *= lr
+        self.step_prescaled(params, grads)
+
+    def step_prescaled(self, params, lr_grads):
+        """The same step from gradients already multiplied by ``lr``.
+
+        The training loop has backward fold ``lr`` into its output delta,
+        which saves a pass over every weight per step.
+        """
+        for name, g in lr_grads.items():
             params[name] -= g
 
 
-class Momentum(GradientDescent):
+class Momentum:
     """Heavy-ball momentum: ``v <- mu * v - lr * g``; ``W <- W + v``.
 
     The form of sklearn's ``SGDOptimizer`` (without Nesterov).
     """
 
-    def __init__(self, momentum=0.9, weight_decay=0.0):
-        super().__init__(weight_decay)
+    def __init__(self, momentum=0.9):
         self.momentum = momentum
         self.velocities = None
 
     def step(self, params, grads, lr):
-        self._decay(params, grads)
+        for g in grads.values():
+            g *= lr
+        self.step_prescaled(params, grads)
+
+    def step_prescaled(self, params, lr_grads):
+        """The same step from gradients already multiplied by ``lr`` (see GradientDescent)."""
         if self.velocities is None:
             self.velocities = {name: np.zeros_like(p) for name, p in params.items()}
-        for name, g in grads.items():
+        for name, g in lr_grads.items():
             v = self.velocities[name]
             v *= self.momentum
-            g *= lr
             v -= g
             params[name] += v
 
 
-class Adam(GradientDescent):
+class Adam:
     """Adam (Kingma & Ba, 2015, Algorithm 1), defaults from the paper.
 
     ``m <- b1 m + (1 - b1) g``; ``v <- b2 v + (1 - b2) g^2``;
@@ -71,14 +75,12 @@ class Adam(GradientDescent):
     ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``.
     """
 
-    def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-        super().__init__(weight_decay)
+    def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
         self.ms = self.vs = self._work = None
 
     def step(self, params, grads, lr):
-        self._decay(params, grads)
         if self.ms is None:
             self.ms = {name: np.zeros_like(p) for name, p in params.items()}
             self.vs = {name: np.zeros_like(p) for name, p in params.items()}
@@ -95,7 +97,7 @@ class Adam(GradientDescent):
             np.multiply(g, g, out=work)
             work *= 1 - self.beta2
             v += work
-            # work <- sqrt(v_hat) + eps; g <- m_hat (g is scratch now)
+            # work <- sqrt(v_hat) + eps; g <- lr * m_hat (g is scratch now)
             np.multiply(v, 1 / v_correction, out=work)
             np.sqrt(work, out=work)
             work += self.eps
@@ -104,14 +106,14 @@ class Adam(GradientDescent):
             params[name] -= g
 
 
-def make_optimizer(name, *, momentum=0.9, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+def make_optimizer(name, *, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
     """The optimizer called ``name`` (one of :data:`OPTIMIZERS`)."""
     if name in ("gd", "sgd"):
-        return GradientDescent(weight_decay)
+        return GradientDescent()
     if name == "momentum":
-        return Momentum(momentum, weight_decay)
+        return Momentum(momentum)
     if name == "adam":
-        return Adam(beta1, beta2, eps, weight_decay)
+        return Adam(beta1, beta2, eps)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
 
 

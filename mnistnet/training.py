@@ -97,6 +97,7 @@ def fit(
     lr,
     batch_size=None,
     reduction="sum",
+    weight_decay=0.0,
     lr_schedule="constant",
     augment_shift=0,
     rng=None,
@@ -120,6 +121,8 @@ def fit(
     batch_size : int or None
         None: one full-batch step per epoch.
     reduction : {"sum", "mean"}
+    weight_decay : float
+        L2 penalty on the weights (see :func:`mnistnet.model.backward`).
     augment_shift : int
         Translate every training image by up to this many pixels, drawn anew
         each epoch from ``rng``.
@@ -149,7 +152,12 @@ def fit(
     Y = targets(y, n_out, dtype)  # converted once, gathered per batch
     full_batch = batch_size is None or batch_size >= n
     capacity = n if full_batch else batch_size
-    ws = model.Workspace(params, capacity)
+    # Train on one flat parameter vector (views keep the names); the
+    # optimizer then updates everything with a few whole-vector operations.
+    theta, views = model.pack(params)
+    ws = model.Workspace(views, capacity)
+    flat_params, flat_grads = {"theta": theta}, {"theta": ws.grad_vector}
+    prescaled = hasattr(optimizer, "step_prescaled")
     if not full_batch:
         X_batch = np.empty((capacity, X.shape[1]), dtype)
         Y_batch = np.empty((capacity, n_out), dtype)
@@ -183,23 +191,25 @@ def fit(
                     if augment_shift:
                         Xb = shift_images(Xb, augment_shift, rng, out=X_shifted[: len(Xb)])
 
-                    P, cache = model.forward(params, Xb, head, ws)
+                    P, cache = model.forward(views, Xb, head, ws)
                     batch_loss = float(model.loss(cache, Yb, head).sum())
-                    if not math.isfinite(batch_loss):
-                        raise _diverged(epoch + 1, lr)
-                    grads = model.backward(params, cache, Yb, reduction)
-                    optimizer.step(params, grads, epoch_lr)
+                    check_finite_loss(batch_loss, lr, epoch + 1)
+                    if prescaled:  # lr folded into backward's output delta
+                        model.backward(views, cache, Yb, reduction, weight_decay, epoch_lr)
+                        optimizer.step_prescaled(flat_params, flat_grads)
+                    else:
+                        model.backward(views, cache, Yb, reduction, weight_decay)
+                        optimizer.step(flat_params, flat_grads, epoch_lr)
 
                     total_loss += batch_loss
                     correct += int(np.count_nonzero(model.predict(P) == yb))
 
-                if not all(np.isfinite(p).all() for p in params.values()):
+                if not np.isfinite(theta).all():
                     raise _diverged(epoch + 1, lr)
                 test_acc = None
                 if X_test is not None and len(X_test):
-                    test_loss, test_acc, _ = score(params, X_test, y_test, head)
-                    if not math.isfinite(test_loss):
-                        raise _diverged(epoch + 1, lr)
+                    test_loss, test_acc, _ = score(views, X_test, y_test, head)
+                    check_finite_loss(test_loss, lr, epoch + 1)
                 record = EpochRecord(
                     epoch=epoch + 1,
                     loss=total_loss / n,
@@ -213,6 +223,9 @@ def fit(
                     on_epoch(record)
         except KeyboardInterrupt:
             history.interrupted = True
+        finally:
+            for name, value in views.items():
+                params[name][...] = value
     return history
 
 

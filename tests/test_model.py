@@ -53,15 +53,17 @@ def test_worked_example_by_hand():
     np.testing.assert_allclose(grads["b2"], [p - 1], rtol=1e-13)
 
 
-def _objective(params, X, Y, head, reduction):
+def _objective(params, X, Y, head, reduction, weight_decay=0.0):
     _, cache = model.forward(params, X, head)
     losses = model.loss(cache, Y, head)
-    return losses.sum() if reduction == "sum" else losses.mean()
+    data = losses.sum() if reduction == "sum" else losses.mean()
+    penalty = weight_decay / 2 * ((params["W1"] ** 2).sum() + (params["W2"] ** 2).sum())
+    return data + penalty
 
 
 @pytest.mark.parametrize("head,n_out", [("binary", 1), ("multiclass", 4)])
-@pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_gradients_match_finite_differences(head, n_out, reduction):
+@pytest.mark.parametrize("reduction,weight_decay", [("sum", 0.0), ("mean", 0.0), ("mean", 0.3)])
+def test_gradients_match_finite_differences(head, n_out, reduction, weight_decay):
     rng = np.random.default_rng(42)
     n, n_in, n_hidden = 7, 6, 5
     params = {
@@ -76,7 +78,8 @@ def test_gradients_match_finite_differences(head, n_out, reduction):
     else:
         Y = np.eye(n_out)[rng.integers(0, n_out, n)]
     _, cache = model.forward(params, X, head)
-    grads = {k: v.copy() for k, v in model.backward(params, cache, Y, reduction).items()}
+    grads = model.backward(params, cache, Y, reduction, weight_decay)
+    grads = {k: v.copy() for k, v in grads.items()}
 
     eps = 1e-5
     for name, value in params.items():
@@ -84,15 +87,27 @@ def test_gradients_match_finite_differences(head, n_out, reduction):
         for i in np.ndindex(value.shape):
             old = value[i]
             value[i] = old + eps
-            plus = _objective(params, X, Y, head, reduction)
+            plus = _objective(params, X, Y, head, reduction, weight_decay)
             value[i] = old - eps
-            minus = _objective(params, X, Y, head, reduction)
+            minus = _objective(params, X, Y, head, reduction, weight_decay)
             value[i] = old
             numeric[i] = (plus - minus) / (2 * eps)
         rel = np.linalg.norm(grads[name] - numeric) / (
             np.linalg.norm(grads[name]) + np.linalg.norm(numeric)
         )
         assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
+
+
+def test_pack_shares_memory_with_named_views():
+    params = model.init_params(784, 8, 10, seed=0)
+    vector, views = model.pack(params)
+    assert vector.shape == (784 * 8 + 8 + 8 * 10 + 10,)
+    assert all(np.array_equal(views[k], params[k]) for k in params)
+    vector += 1
+    assert views["b2"][0] == 1 and params["b2"][0] == 0  # a copy of params, views of vector
+    ws = model.Workspace(views, 4)
+    assert np.shares_memory(ws.grads["W1"], ws.grad_vector)
+    assert ws.grads["b2"].shape == (10,)
 
 
 def test_workspace_views_give_the_same_result_as_fresh_arrays():

@@ -34,14 +34,6 @@ def test_gradient_descent():
     assert p["b2"].tolist() == [-1.0]
 
 
-def test_weight_decay_applies_to_weights_not_biases():
-    p = _params()
-    GradientDescent(weight_decay=0.1).step(p, _grads(1), lr=0.5)
-    # W <- W - lr * (g + wd * W)
-    assert p["W2"][0, 0] == pytest.approx(3.0 - 0.5 * (1.0 + 0.1 * 3.0))
-    assert p["b1"][0] == pytest.approx(0.5 + 0.15)
-
-
 def test_momentum_two_steps():
     p = _params()
     opt = Momentum(momentum=0.9)
@@ -70,6 +62,17 @@ def test_adam_two_steps_as_in_the_paper():
         w -= lr * m_hat / (math.sqrt(v_hat) + 1e-8)
     assert p["W2"][0, 0] == pytest.approx(w, rel=1e-12)
     assert opt.t == 2
+
+
+def test_prescaled_steps_equal_steps():
+    for name in ("gd", "momentum"):
+        a, b = _params(), _params()
+        opt_a, opt_b = make_optimizer(name), make_optimizer(name)
+        for scale in (1, -2):
+            opt_a.step(a, _grads(scale), lr=0.1)
+            opt_b.step_prescaled(b, {k: 0.1 * v for k, v in _grads(scale).items()})
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-15)
 
 
 def test_float32_stays_float32():

@@ -20,7 +20,7 @@ def _blobs(n=240, n_classes=3, seed=0, dtype=np.float64):
     return X.astype(dtype), y
 
 
-def _reference_fit(params, X, y, head, epochs, lr, batch_size, reduction, seed):
+def _reference_fit(params, X, y, head, epochs, lr, batch_size, reduction, seed, wd=0.0):
     """The straightforward loop: fresh arrays everywhere, the formulas as in the docstring."""
     p = {k: v.copy() for k, v in params.items()}
     n_out = p["W2"].shape[1]
@@ -41,19 +41,25 @@ def _reference_fit(params, X, y, head, epochs, lr, batch_size, reduction, seed):
                 D2 = D2 / len(idx)
             D1 = (D2 @ p["W2"].T) * A1 * (1 - A1)
             grads = {"W1": Xb.T @ D1, "b1": D1.sum(0), "W2": A1.T @ D2, "b2": D2.sum(0)}
+            grads["W1"] = grads["W1"] + wd * p["W1"]
+            grads["W2"] = grads["W2"] + wd * p["W2"]
             for k in p:
                 p[k] = p[k] - lr * grads[k]
     return p
 
 
 @pytest.mark.parametrize(
-    "head,n_out,batch_size,reduction,lr",
-    [("binary", 1, None, "sum", 1e-5), ("multiclass", 3, 32, "mean", 0.05)],
+    "head,n_out,batch_size,reduction,lr,wd",
+    [
+        ("binary", 1, None, "sum", 1e-5, 0.0),
+        ("multiclass", 3, 32, "mean", 0.05, 0.0),
+        ("multiclass", 3, 32, "mean", 0.05, 0.01),
+    ],
 )
-def test_fit_equals_the_straightforward_implementation(head, n_out, batch_size, reduction, lr):
+def test_fit_equals_the_straightforward_implementation(head, n_out, batch_size, reduction, lr, wd):
     X, y = _blobs(n_classes=2 if head == "binary" else 3)
     params = model.init_params(784, 16, n_out, seed=5)
-    expected = _reference_fit(params, X, y, head, 5, lr, batch_size, reduction, seed=9)
+    expected = _reference_fit(params, X, y, head, 5, lr, batch_size, reduction, seed=9, wd=wd)
     fit(
         params,
         X,
@@ -64,6 +70,7 @@ def test_fit_equals_the_straightforward_implementation(head, n_out, batch_size, 
         lr=lr,
         batch_size=batch_size,
         reduction=reduction,
+        weight_decay=wd,
         rng=np.random.default_rng(9),
     )
     for k in params:
