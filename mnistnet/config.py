@@ -10,11 +10,15 @@ The defaults are the course notebook's recipe, so a bare
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 
-import tomllib
-
 from mnistnet.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the backport of the same module
+    import tomli as tomllib
 
 TASKS = ("binary", "multiclass")
 DATASETS = ("mnist", "fashion-mnist", "mnist-sample", "idx")
