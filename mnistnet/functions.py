@@ -60,10 +60,27 @@ def softmax(z, out=None):
     Each row is shifted by its own maximum before ``exp``: the result is
     unchanged mathematically and ``exp`` can no longer overflow.
     """
-    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    return softmax_with_stats(z, out)[0]
+
+
+def softmax_with_stats(z, out=None):
+    """Row-wise softmax, and what the cross-entropy needs of it.
+
+    Returns
+    -------
+    P : ndarray of shape (n_samples, n_classes)
+    row_max : ndarray of shape (n_samples,), ``max_k z_k``
+    log_norm : ndarray of shape (n_samples,), ``log(sum_k exp(z_k - row_max))``
+        So that ``log softmax(z)_k = z_k - row_max - log_norm``: the forward
+        pass keeps these and the loss costs a few operations more, not a
+        second softmax (see :func:`cross_entropy_from_stats`).
+    """
+    row_max = z.max(axis=1)
+    out = np.subtract(z, row_max[:, None], out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
-    return out
+    norm = out.sum(axis=1)
+    out /= norm[:, None]
+    return out, row_max, np.log(norm, out=norm)
 
 
 def log_softmax(z):
@@ -111,13 +128,26 @@ def cross_entropy_from_logits(Z, Y):
     Z : ndarray of shape (n_samples, n_classes)
         Logits.
     Y : ndarray of shape (n_samples, n_classes)
-        One-hot targets.
+        One-hot targets (any rows that sum to 1).
 
     Returns
     -------
     ndarray of shape (n_samples,)
     """
-    return -(Y * log_softmax(Z)).sum(axis=1)
+    _, row_max, log_norm = softmax_with_stats(Z)
+    return cross_entropy_from_stats(Z, Y, row_max, log_norm)
+
+
+def cross_entropy_from_stats(Z, Y, row_max, log_norm):
+    """Cross-entropy from the logits and :func:`softmax_with_stats`' row statistics.
+
+    ``-sum_k y_k (z_k - m - log_norm) = log_norm - (y . z - m)`` for rows
+    of ``Y`` that sum to 1. ``y . z - m`` is formed first: it is small when
+    the prediction is right, so nothing large cancels.
+    """
+    target_logit = (Y * Z).sum(axis=1)
+    target_logit -= row_max
+    return log_norm - target_logit
 
 
 def binary_cross_entropy(P, Y):

@@ -26,9 +26,10 @@ import numpy as np
 from mnistnet.functions import (
     HEADS,
     LOSSES_FROM_LOGITS,
+    cross_entropy_from_stats,
     sigmoid,
     sigmoid_derivative_inplace,
-    softmax,
+    softmax_with_stats,
 )
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -116,6 +117,7 @@ class Workspace:
         self.D2 = np.empty((capacity, n_out), dtype)
         self.D1 = np.empty((capacity, n_hidden), dtype)
         self.work = np.empty((capacity, n_hidden), dtype)
+        self.ones = np.ones(capacity, dtype)  # ones @ D sums D's rows: a BLAS gemv, 2x np.sum
         self.grad_vector = np.empty(sum(params[name].size for name in PARAM_NAMES), dtype)
         self.grads = _views(self.grad_vector, {name: params[name].shape for name in PARAM_NAMES})
 
@@ -164,11 +166,12 @@ def forward(params, X, head, ws=None):
     Z2 = np.matmul(A1, params["W2"], out=ws.Z2[:n])
     Z2 += params["b2"]
     P = ws.P[:n]
+    cache = {"X": X, "A1": A1, "Z2": Z2, "P": P, "ws": ws}
     if HEADS[head]["activation"] == "sigmoid":
         sigmoid(Z2, out=P)
     else:
-        softmax(Z2, out=P)
-    return P, {"X": X, "A1": A1, "Z2": Z2, "P": P, "ws": ws}
+        _, cache["row_max"], cache["log_norm"] = softmax_with_stats(Z2, out=P)
+    return P, cache
 
 
 def loss(cache, Y, head):
@@ -178,6 +181,8 @@ def loss(cache, Y, head):
     -------
     ndarray of shape (n_samples,)
     """
+    if "log_norm" in cache:  # softmax head: reuse the forward pass's row statistics
+        return cross_entropy_from_stats(cache["Z2"], Y, cache["row_max"], cache["log_norm"])
     return LOSSES_FROM_LOGITS[HEADS[head]["loss"]](cache["Z2"], Y)
 
 
@@ -220,11 +225,12 @@ def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
     if delta_scale != 1.0:
         D2 *= delta_scale
     np.matmul(A1.T, D2, out=g["W2"])
-    np.sum(D2, axis=0, out=g["b2"])
+    ones = ws.ones[:n]
+    np.matmul(ones, D2, out=g["b2"])
     D1 = np.matmul(D2, params["W2"].T, out=ws.D1[:n])
     sigmoid_derivative_inplace(D1, A1, work=ws.work[:n])
     np.matmul(X.T, D1, out=g["W1"])
-    np.sum(D1, axis=0, out=g["b1"])
+    np.matmul(ones, D1, out=g["b1"])
     if weight_decay:
         decay = weight_decay * scale
         g["W1"] += decay * params["W1"]
