@@ -150,31 +150,11 @@ def cross_entropy_from_stats(Z, Y, row_max, log_norm):
     return log_norm - target_logit
 
 
-def binary_cross_entropy(P, Y):
-    """Per-sample binary cross-entropy from probabilities, clipped with the dtype's eps.
-
-    For callers that only have probabilities (a saved model's outputs);
-    training uses :func:`binary_cross_entropy_from_logits`.
-    """
-    eps = np.finfo(P.dtype).eps
-    P = np.clip(P[:, 0], eps, 1 - eps)
-    Y = Y[:, 0]
-    return -(Y * np.log(P) + (1 - Y) * np.log(1 - P))
-
-
-def cross_entropy(P, Y):
-    """Per-sample cross-entropy from probabilities, clipped with the dtype's eps."""
-    eps = np.finfo(P.dtype).eps
-    return -(Y * np.log(np.clip(P, eps, 1.0))).sum(axis=1)
-
-
 # A config string picks a function by key, as sklearn's ``_base.py`` does.
-ACTIVATIONS = {"sigmoid": sigmoid, "softmax": softmax}
 LOSSES_FROM_LOGITS = {
     "binary_cross_entropy": binary_cross_entropy_from_logits,
     "cross_entropy": cross_entropy_from_logits,
 }
-LOSSES = {"binary_cross_entropy": binary_cross_entropy, "cross_entropy": cross_entropy}
 
 # The two heads: output activation paired with its loss.
 HEADS = {

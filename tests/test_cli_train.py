@@ -18,6 +18,11 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def on(data_dir):
+    """The options that train on the tiny IDX dataset in ``data_dir``."""
+    return ["--dataset", "idx", "--data-dir", data_dir]
+
+
 @pytest.mark.parametrize("command", ["train-binary", "train-multiclass"])
 def test_help(command):
     result = run(command, "--help")
@@ -29,10 +34,7 @@ def test_tiny_synthetic_run_writes_every_file(tmp_path, idx_dataset):
     out = tmp_path / "run"
     result = run(
         "train-multiclass",
-        "--dataset",
-        "idx",
-        "--data-dir",
-        idx_dataset,
+        *on(idx_dataset),
         "--out",
         out,
         "--json",
@@ -121,10 +123,7 @@ def test_same_options_give_identical_weights(tmp_path, idx_dataset):
         "--digits",
         3,
         7,
-        "--dataset",
-        "idx",
-        "--data-dir",
-        idx_dataset,
+        *on(idx_dataset),
         "--optimizer",
         "adam",
         "--lr",
@@ -193,10 +192,7 @@ def test_divergence_exit_1_and_no_files(tmp_path, idx_dataset):
     out = tmp_path / "run"
     result = run(
         "train-multiclass",
-        "--dataset",
-        "idx",
-        "--data-dir",
-        idx_dataset,
+        *on(idx_dataset),
         "--lr",
         "1e306",
         "--out",
@@ -224,9 +220,7 @@ def _interrupt_after_first_epoch(monkeypatch):
 def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, idx_dataset, monkeypatch):
     _interrupt_after_first_epoch(monkeypatch)
     out = tmp_path / "run"
-    result = run(
-        "train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset, "--out", out, *FAST
-    )
+    result = run("train-multiclass", *on(idx_dataset), "--out", out, *FAST)
     assert result.exit_code == 130
     assert not out.exists()
 
@@ -236,10 +230,7 @@ def test_ctrl_c_with_save_on_interrupt_keeps_the_model(tmp_path, idx_dataset, mo
     out = tmp_path / "run"
     result = run(
         "train-multiclass",
-        "--dataset",
-        "idx",
-        "--data-dir",
-        idx_dataset,
+        *on(idx_dataset),
         "--out",
         out,
         "--save-on-interrupt",
@@ -254,10 +245,7 @@ def test_ctrl_c_with_save_on_interrupt_keeps_the_model(tmp_path, idx_dataset, mo
 def test_progress_rows_on_stderr_not_stdout(tmp_path, idx_dataset):
     result = run(
         "train-multiclass",
-        "--dataset",
-        "idx",
-        "--data-dir",
-        idx_dataset,
+        *on(idx_dataset),
         "--out",
         tmp_path,
         "--hidden",
