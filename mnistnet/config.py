@@ -77,9 +77,19 @@ class TrainConfig:
         return self.log_every or max(1, math.ceil(self.epochs / 10))
 
     def to_dict(self):
+        """The resolved settings in the TOML vocabulary ("all", "full", the real out folder).
+
+        Every value but ``task`` can be written back into a config file.
+        """
         d = dataclasses.asdict(self)
         if d["digits"] is not None:
             d["digits"] = list(d["digits"])
+        if d["samples_per_class"] is None:
+            d["samples_per_class"] = "all"
+        if d["batch_size"] is None:
+            d["batch_size"] = "full"
+        d["out"] = self.out_dir
+        d["log_every"] = self.log_interval
         return d
 
 
@@ -172,9 +182,17 @@ def read_config_file(path):
     """
     try:
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            data = f.read()
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")  # tolerate the byte-order mark some editors add
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (saved as UTF-16? save it as UTF-8)"
+        ) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
     values = {}
@@ -186,30 +204,49 @@ def read_config_file(path):
     return values
 
 
-def resolve_config(task, file_values=None, flag_values=None):
+def resolve_config(task, file_values=None, flag_values=None, config_path=None):
     """Defaults for ``task``, updated by a config file's values, then by flags.
 
     ``flag_values`` holds only the flags given on the command line (None
-    values are ignored). Cross-setting rules are checked on the result.
+    values are ignored). Cross-setting rules are checked on the result; an
+    error names where the offending value came from (the flag, or the key
+    in ``config_path``).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
     values = dict(DEFAULTS[task])
-    values.update(file_values or {})
+    sources = {}
+    for key, value in (file_values or {}).items():
+        values[key] = value
+        sources[key] = f"config file {config_path}: '{key}'" if config_path else f"'{key}'"
     for key, value in (flag_values or {}).items():
         if value is not None:
-            values[key] = _check(key, value, "--" + key.replace("_", "-"))
+            flag = "--" + key.replace("_", "-")
+            values[key] = _check(key, value, flag)
+            sources[key] = flag
+
+    def source(key):
+        return sources.get(key, "--" + key.replace("_", "-"))
+
     if task == "binary":
         if values.get("digits") is None:
             raise ConfigError("--digits: train-binary needs two digits, e.g. --digits 5 8")
     elif values.get("digits") is not None:
-        raise ConfigError("'digits' is for train-binary; train-multiclass uses all ten classes")
+        raise ConfigError(
+            f"{source('digits')}: digits are for train-binary; train-multiclass uses all ten "
+            "classes"
+        )
     if values.get("optimizer", "gd") == "gd":
         if values.get("batch_size") is not None:
             raise ConfigError(
-                "--batch-size: optimizer 'gd' is full-batch; use --optimizer sgd, momentum "
-                "or adam for mini-batches"
+                f"{source('batch_size')}: optimizer 'gd' is full-batch; use --optimizer sgd, "
+                "momentum or adam for mini-batches"
             )
     elif "batch_size" not in values:
         values["batch_size"] = MINI_BATCH_DEFAULT
+    if values.get("dataset") == "idx" and not values.get("data_dir"):
+        raise ConfigError(
+            f"{source('dataset')}: dataset 'idx' needs --data-dir (a folder holding the four "
+            "IDX files)"
+        )
     return TrainConfig(task=task, **values)

@@ -91,7 +91,8 @@ def shift_images(X, max_shift, rng, side=28, out=None):
     """Translate each image (a row of ``X``) by its own random offset.
 
     Offsets ``dy, dx`` are drawn uniformly from ``-max_shift..max_shift``
-    from ``rng``; pixels shifted in from outside are 0 (the background).
+    from ``rng``; pixel ``(i, j)`` moves to ``(i + dy, j + dx)`` and pixels
+    shifted in from outside are 0 (the background).
 
     Parameters
     ----------
@@ -105,24 +106,15 @@ def shift_images(X, max_shift, rng, side=28, out=None):
     ndarray of shape (n, side * side)
     """
     n = len(X)
-    images = X.reshape(n, side, side)
-    out = np.zeros_like(X) if out is None else out
-    out[...] = 0
-    shifted = out.reshape(n, side, side)
-    offsets = rng.integers(-max_shift, max_shift + 1, size=(n, 2))
-    # One slice assignment per distinct offset, not per image.
-    codes = (offsets[:, 0] + max_shift) * (2 * max_shift + 1) + (offsets[:, 1] + max_shift)
-    for code in np.unique(codes):
-        rows = np.flatnonzero(codes == code)
-        dy, dx = offsets[rows[0]]
-        src_y, dst_y = _span(dy, side)
-        src_x, dst_x = _span(dx, side)
-        shifted[rows, dst_y, dst_x] = images[rows, src_y, src_x]
+    k = max_shift
+    offsets = rng.integers(-k, k + 1, size=(n, 2))
+    # Pad every image by k, then read each one's 28x28 window at (k - dy, k - dx):
+    # one gather for the whole batch instead of one copy per image or offset.
+    padded = np.zeros((n, side + 2 * k, side + 2 * k), dtype=X.dtype)
+    padded[:, k : k + side, k : k + side] = X.reshape(n, side, side)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (side, side), axis=(1, 2))
+    shifted = windows[np.arange(n), k - offsets[:, 0], k - offsets[:, 1]]
+    if out is None:
+        return shifted.reshape(n, side * side)
+    out[...] = shifted.reshape(n, side * side)
     return out
-
-
-def _span(shift, side):
-    """Source and destination slices along one axis for a shift by ``shift``."""
-    if shift >= 0:
-        return slice(0, side - shift), slice(shift, side)
-    return slice(-shift, side), slice(0, side + shift)

@@ -9,6 +9,14 @@ import json
 import os
 import tempfile
 
+from mnistnet.errors import MnistnetError
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -20,6 +28,8 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give it the mode any new file gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -36,3 +46,31 @@ def write_text(path, text):
 def write_json(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def check_writable_dir(path, label):
+    """Raise :class:`MnistnetError` unless files can be written into folder ``path``.
+
+    Called before long work (training) so that a bad ``--out`` fails at
+    once, not after the run. Missing folders are created to try, then
+    removed again: the check leaves nothing behind.
+    """
+    path = os.path.abspath(os.fspath(path))
+    missing, probe = [], path
+    while not os.path.lexists(probe):
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    created = []
+    try:
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            created.append(folder)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise MnistnetError(f"{label} {path}: cannot write files there ({reason})") from None
+    finally:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)

@@ -59,8 +59,12 @@ def load_task_data(
     """Load ``split`` of ``dataset`` and keep ``classes`` (the first N of each, if given)."""
     raw = load_split(dataset, split, data_dir=data_dir, mirrors=mirrors, progress=progress)
     index, y = select_indices(raw.labels, classes, samples_per_class)
-    if len(y) == 0:
-        wanted = " and ".join(str(c) for c in classes)
+    counts = np.bincount(y, minlength=len(classes))
+    # Training needs every class; scoring needs some images (a test split may
+    # lack a class, e.g. a user's own small set).
+    missing = [c for c, k in zip(classes, counts, strict=True) if k == 0]
+    if missing and (split == "train" or len(y) == 0):
+        wanted = ", ".join(str(c) for c in missing)
         raise DatasetError(f"the {split} split of {dataset} holds no images of {wanted}")
     X = prepare_inputs(raw.images, pixels, np.dtype(dtype).type, index=index)
     return TaskData(dataset, split, raw.images, index, y, X, tuple(classes), tuple(raw.files))

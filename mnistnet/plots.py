@@ -234,11 +234,12 @@ def plot_binary_examples(data, P, names, meta, out_dir, per_row=5):
     y_pred, conf = predicted_confidence(P)
     neg, pos = names
     counts = binary_counts(confusion_matrix(data.y, y_pred, 2))
+    sep = " as " if len(neg) + len(pos) <= 6 else "\nas "  # long names: one per line
     rows = {
-        "tp": f"true positives\n{pos} as {pos} ({counts['tp']:,})",
-        "tn": f"true negatives\n{neg} as {neg} ({counts['tn']:,})",
-        "fp": f"false positives\n{neg} as {pos} ({counts['fp']:,})",
-        "fn": f"false negatives\n{pos} as {neg} ({counts['fn']:,})",
+        "tp": f"true positives\n{pos}{sep}{pos} ({counts['tp']:,})",
+        "tn": f"true negatives\n{neg}{sep}{neg} ({counts['tn']:,})",
+        "fp": f"false positives\n{neg}{sep}{pos} ({counts['fp']:,})",
+        "fn": f"false negatives\n{pos}{sep}{neg} ({counts['fn']:,})",
     }
     fig, axes = plt.subplots(4, per_row, figsize=SIZES["examples-binary"], layout="constrained")
     for r, (key, label) in enumerate(rows.items()):
@@ -458,11 +459,11 @@ def _digit(ax, image):
 
 
 def _caption(ax, true_name, pred_name, p):
-    ax.set_title(
-        f"true {true_name} → pred {pred_name}\n({p:.2f})",
-        fontsize=9,
-        color=RIGHT if true_name == pred_name else WRONG,
-    )
+    if len(true_name) + len(pred_name) <= 6:  # digits: "true 4 → pred 9 (0.97)" fits
+        text, size = f"true {true_name} → pred {pred_name}\n({p:.2f})", 9
+    else:  # long class names (Fashion-MNIST) would run into the next panel
+        text, size = f"{true_name}\n→ {pred_name} ({p:.2f})", 8
+    ax.set_title(text, fontsize=size, color=RIGHT if true_name == pred_name else WRONG)
 
 
 def _epoch_ticks(ax, epochs):

@@ -260,3 +260,77 @@ def test_progress_rows_on_stderr_not_stdout(tmp_path, idx_dataset):
     assert result.stdout == ""
     rows = [line for line in result.stderr.splitlines() if "/4" in line]
     assert [r.split()[0] for r in rows] == ["1/4", "2/4", "4/4"]
+
+
+def test_unwritable_out_fails_before_training(tmp_path, idx_dataset):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    result = run("train-multiclass", *on(idx_dataset), "--out", afile / "sub", *FAST)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: --out ") and "cannot write" in result.stderr
+    assert "Training" not in result.stderr  # it failed before any work
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_files_get_the_usual_mode(tmp_path, idx_dataset):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        assert run("train-multiclass", *on(idx_dataset), "--out", tmp_path, *FAST).exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("model.npz", "history.csv", "metrics.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+
+
+def test_words_are_case_insensitive(tmp_path, idx_dataset):
+    result = run(
+        "train-multiclass",
+        *on(idx_dataset),
+        "--samples-per-class",
+        "ALL",
+        "--optimizer",
+        "sgd",
+        "--batch-size",
+        "FULL",
+        "--out",
+        tmp_path,
+        "--json",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)["config"]
+    assert config["samples_per_class"] == "all" and config["batch_size"] == "full"
+
+
+def test_idx_without_data_dir_is_a_usage_error():
+    result = run("train-multiclass", "--dataset", "idx")
+    assert result.exit_code == 2 and "'idx' needs --data-dir" in result.output
+
+
+def test_a_class_missing_from_the_training_split(tmp_path, make_idx_dataset):
+    import gzip
+
+    from mnistnet.idx import read_idx, write_idx
+
+    data = make_idx_dataset(tmp_path / "d")
+    labels_path = data / "train-labels-idx1-ubyte.gz"
+    labels = read_idx(labels_path)
+    labels[labels == 8] = 4  # no 8 left among the training labels
+    write_idx(labels_path, labels)
+    assert gzip.open(labels_path).read(4) == b"\x00\x00\x08\x01"
+    result = run("train-binary", "--digits", 4, 8, *on(data), "--out", tmp_path / "o", *FAST)
+    assert result.exit_code == 1
+    assert "Error: the train split of idx holds no images of 8" in result.stderr
+
+
+def test_save_on_interrupt_before_the_first_epoch_saves_nothing(tmp_path, idx_dataset, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "score", interrupt)
+    out = tmp_path / "run"
+    result = run("train-multiclass", *on(idx_dataset), "--out", out, "--save-on-interrupt", *FAST)
+    assert result.exit_code == 130 and not out.exists()

@@ -1,8 +1,10 @@
 """Settings: defaults, TOML file, flags, and errors that name the key."""
 
+import json
+
 import pytest
 
-from mnistnet.config import TrainConfig, read_config_file, resolve_config
+from mnistnet.config import read_config_file, resolve_config
 from mnistnet.errors import ConfigError
 
 
@@ -71,10 +73,37 @@ def test_cross_setting_rules():
     )
 
 
-def test_to_dict_round_trips():
-    cfg = resolve_config("binary", {}, {"digits": (3, 7)})
-    assert TrainConfig(**cfg.to_dict() | {"digits": (3, 7)}) == cfg
-    assert cfg.to_dict()["digits"] == [3, 7]
+def test_to_dict_is_the_resolved_config_and_reads_back(tmp_path):
+    cfg = resolve_config("binary", {}, {"digits": (3, 7), "samples_per_class": "all"})
+    d = cfg.to_dict()
+    assert d["digits"] == [3, 7] and d["samples_per_class"] == "all"
+    assert d["batch_size"] == "full" and d["out"] == "runs/binary-3-7" and d["log_every"] == 10
+    path = tmp_path / "again.toml"
+    lines = [f"{k} = {json.dumps(v)}" for k, v in d.items() if k != "task" and v is not None]
+    path.write_text("\n".join(lines) + "\n")
+    again = resolve_config("binary", read_config_file(path), {}, config_path=path)
+    assert again.to_dict() == d
+
+
+def test_errors_name_where_the_value_came_from(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("batch_size = 32\n")
+    with pytest.raises(ConfigError, match=f"config file {path}: 'batch_size'"):
+        resolve_config("multiclass", read_config_file(path), {}, config_path=path)
+    with pytest.raises(ConfigError, match="^--batch-size"):
+        resolve_config("multiclass", {}, {"batch_size": 32})
+    with pytest.raises(ConfigError, match="'idx' needs --data-dir"):
+        resolve_config("multiclass", {}, {"dataset": "idx"})
+
+
+def test_encodings(tmp_path):
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes("\ufeffepochs = 3\n".encode())
+    assert read_config_file(bom) == {"epochs": 3}
+    utf16 = tmp_path / "u16.toml"
+    utf16.write_bytes("epochs = 3\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_config_file(utf16)
 
 
 def test_repo_configs_are_valid():

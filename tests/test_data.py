@@ -52,3 +52,17 @@ def test_shift_images_is_reproducible():
     a = shift_images(X, 3, np.random.default_rng(7))
     b = shift_images(X, 3, np.random.default_rng(7))
     assert np.array_equal(a, b)
+
+
+def test_shift_images_equals_a_pixel_by_pixel_shift():
+    X = np.random.default_rng(2).random((40, 784))
+    out = shift_images(X, 3, np.random.default_rng(5))
+    offsets = np.random.default_rng(5).integers(-3, 4, size=(40, 2))  # the same draws
+    expected = np.zeros((40, 28, 28))
+    images = X.reshape(40, 28, 28)
+    for t, (dy, dx) in enumerate(offsets):
+        for i in range(28):
+            for j in range(28):
+                if 0 <= i - dy < 28 and 0 <= j - dx < 28:
+                    expected[t, i, j] = images[t, i - dy, j - dx]
+    assert np.array_equal(out, expected.reshape(40, 784))

@@ -171,3 +171,10 @@ def test_sigmoid_used_by_reference_matches_ours():
     # The tanh form is exact to ~1e-16 absolute (losses never take its log).
     z = np.linspace(-30, 30, 61)
     np.testing.assert_allclose(sigmoid(z), 1 / (1 + np.exp(-z)), rtol=1e-12, atol=1e-16)
+
+
+def test_an_exploding_but_finite_loss_is_divergence():
+    X, y = _blobs()
+    params = model.init_params(784, 16, 3, seed=2)
+    with pytest.raises(DivergenceError, match="mean loss reached"):
+        fit(params, X, y, head="multiclass", optimizer=make_optimizer("gd"), epochs=5, lr=1e6)

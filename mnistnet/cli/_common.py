@@ -1,11 +1,13 @@
 """What every command shares: error translation and common options."""
 
+import contextlib
 import functools
+import os
 import sys
 
 import click
 
-from mnistnet.errors import EXIT_INTERRUPTED, MnistnetError
+from mnistnet.errors import EXIT_FAILURE, EXIT_INTERRUPTED, MnistnetError
 
 
 def handle_errors(func):
@@ -13,6 +15,8 @@ def handle_errors(func):
 
     ``MnistnetError`` -> ``Error: ...`` on stderr, exit 1.
     ``KeyboardInterrupt`` -> ``Interrupted.`` on stderr, exit 130.
+    ``OSError`` (a file that cannot be read or written) -> one line naming
+    the file, exit 1.
     Anything else is a bug and keeps its traceback.
     """
 
@@ -25,6 +29,15 @@ def handle_errors(func):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`mnistnet info m.npz | head -1`): stop quietly,
+            # and point stdout at devnull so the final flush cannot fail again.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAILURE)
+        except OSError as exc:  # a file we could not read or write
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
     return wrapper
 
@@ -49,7 +62,7 @@ def dataset_options(default="mnist", default_help=None):
             type=click.Path(file_okay=False, path_type=str),
             default=None,
             help="Directory holding (or to receive) the IDX files. "
-            "Default: $MNISTNET_DATA_DIR, else the user cache.",
+            "Default: $MNISTNET_DATA_DIR/<dataset>, else the user cache.",
         )(func)
         func = click.option(
             "--dataset",

@@ -26,6 +26,7 @@ import click
 
 from mnistnet.cli._common import dataset_options, handle_errors, json_option, quiet_option
 from mnistnet.errors import EXIT_BELOW_THRESHOLD
+from mnistnet.fileio import check_writable_dir
 
 #: Version of the ``evaluate --json`` document; bumped when a field changes meaning.
 EVALUATION_SCHEMA = "mnistnet-evaluation/1"
@@ -93,6 +94,8 @@ def evaluate(
 
     console = make_console(quiet or as_json)
     params, meta = load_model(model)
+    if plots_dir is not None:
+        check_writable_dir(plots_dir, "--plots-dir")
     recorded = (
         meta.get("dataset", {}).get("name") if isinstance(meta.get("dataset"), dict) else None
     )
@@ -100,8 +103,10 @@ def evaluate(
         if not recorded:
             raise click.UsageError("the model does not record its dataset; pass --dataset")
         dataset = recorded
-        if data_dir is None and dataset == "idx":  # a user's directory, remembered
+        if data_dir is None:  # the folder the model was trained from, if it named one
             data_dir = (meta.get("config") or {}).get("data_dir")
+    if dataset == "idx" and data_dir is None:
+        raise click.UsageError("--dataset idx needs --data-dir (a folder with the four IDX files)")
 
     from mnistnet.console import is_interactive
     from mnistnet.pipeline import load_task_data
@@ -120,14 +125,14 @@ def evaluate(
     report = evaluation_report(model, params, meta, data, min_accuracy)
 
     if plots_dir is not None:
-        report["plots"] = _write_plots(params, meta, data, plots_dir, data_dir, mirrors, console)
+        report["plots"] = _write_plots(params, meta, data, plots_dir, console)
 
     if as_json:
         print_json(report)
     elif not quiet:
         _print_report(stdout_console(), report)
     if min_accuracy is not None and not report["passed"]:
-        if not as_json:
+        if not (as_json or quiet):
             click.echo(
                 f"Accuracy {report['accuracy']:.4f} is below --min-accuracy {min_accuracy:g}.",
                 err=True,
@@ -223,28 +228,11 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def _write_plots(params, meta, data, plots_dir, data_dir, mirrors, console):
-    """Every picture of this evaluation; a binary model also gets the other split's examples."""
+def _write_plots(params, meta, data, plots_dir, console):
+    """Every picture of this evaluation, drawn from the split it scored."""
     from mnistnet import plots
-    from mnistnet.pipeline import load_task_data
 
-    other = None
-    if meta["task"] == "binary":
-        other_split = "train" if data.split == "test" else "test"
-        spc = (
-            (meta.get("config") or {}).get("samples_per_class") if other_split == "train" else None
-        )
-        other = load_task_data(
-            data.dataset,
-            other_split,
-            meta["classes"],
-            samples_per_class=spc if isinstance(spc, int) else None,
-            pixels=meta["pixels"],
-            dtype=meta["dtype"],
-            data_dir=data_dir,
-            mirrors=mirrors,
-        )
-    paths = plots.plot_report(params, meta, data, plots_dir, train=other)
+    paths = plots.plot_report(params, meta, data, plots_dir)
     console.print(f"Wrote {len(paths)} pictures into {plots_dir}")
     return paths
 

@@ -15,6 +15,7 @@ import click
 from mnistnet.cli._common import handle_errors, json_option, quiet_option
 from mnistnet.config import CHOICES, DEFAULTS, ConfigError, read_config_file, resolve_config
 from mnistnet.errors import EXIT_INTERRUPTED
+from mnistnet.fileio import check_writable_dir
 
 
 class _IntOr(click.ParamType):
@@ -25,8 +26,10 @@ class _IntOr(click.ParamType):
         self.name = f"N|{word}"
 
     def convert(self, value, param, ctx):
-        if value == self.word or isinstance(value, int):
+        if isinstance(value, int):
             return value
+        if value.lower() == self.word:
+            return self.word
         try:
             number = int(value)
         except ValueError:
@@ -57,8 +60,8 @@ def _training_options(task):
         click.option(
             "--data-dir",
             type=click.Path(file_okay=False),
-            help="Folder holding (or to receive) the IDX files. Default: $MNISTNET_DATA_DIR, "
-            "else the user cache.",
+            help="Folder holding (or to receive) the IDX files. Default: "
+            "$MNISTNET_DATA_DIR/<dataset>, else the user cache.",
         ),
         click.option(
             "--mirror",
@@ -77,7 +80,9 @@ def _training_options(task):
         click.option(
             "--lr",
             type=click.FloatRange(min=0, min_open=True),
-            help="Learning rate (per summed loss with --reduction sum)." + default(d["lr"]),
+            help="Learning rate. The default suits the notebook's gd on the summed loss of raw "
+            "pixels; with --reduction mean --pixels unit try 0.1 (sgd, momentum) or 0.001 "
+            "(adam)." + default(d["lr"]),
         ),
         click.option(
             "--optimizer",
@@ -215,9 +220,10 @@ def _train(task, options):
     config_file = options.pop("config_file")
     try:
         file_values = read_config_file(config_file) if config_file else {}
-        config = resolve_config(task, file_values, options)
+        config = resolve_config(task, file_values, options, config_path=config_file)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    check_writable_dir(config.out_dir, "--out")  # now, not after the training
 
     console = make_console(quiet)
     train, test = experiment.load_data(config, mirrors, progress=is_interactive(console))
@@ -229,10 +235,10 @@ def _train(task, options):
     with TrainingReporter(console, config.epochs, config.log_interval, title) as reporter:
         result = experiment.run_training(config, train, test, on_epoch=reporter.on_epoch)
 
-    if result.interrupted and not save_on_interrupt:
+    if result.interrupted and not (save_on_interrupt and result.history.records):
+        hint = "" if save_on_interrupt else " (--save-on-interrupt keeps what was trained)"
         console.print(
-            f"Interrupted after {len(result.history.records)} epochs; nothing saved "
-            "(--save-on-interrupt keeps what was trained)."
+            f"Interrupted after {len(result.history.records)} epochs; nothing saved{hint}."
         )
         sys.exit(EXIT_INTERRUPTED)
 
