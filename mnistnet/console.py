@@ -26,7 +26,8 @@ def is_interactive(console):
     return console.is_terminal and not console.quiet
 
 
-def print_json(obj):
-    """Write ``obj`` as one JSON document on stdout, and nothing else."""
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def print_json(obj, one_line=False):
+    """Write ``obj`` as one JSON document on stdout (``one_line``: JSON Lines)."""
+    text = json.dumps(obj) if one_line else json.dumps(obj, indent=2)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()

@@ -334,3 +334,13 @@ def test_save_on_interrupt_before_the_first_epoch_saves_nothing(tmp_path, idx_da
     out = tmp_path / "run"
     result = run("train-multiclass", *on(idx_dataset), "--out", out, "--save-on-interrupt", *FAST)
     assert result.exit_code == 130 and not out.exists()
+
+
+def test_jsonl_one_line_per_epoch_then_the_summary(tmp_path, idx_dataset):
+    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path, "--jsonl", "--json",
+                 *FAST)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line.get("epoch") for line in lines[:-1]] == [1, 2, 3]
+    assert set(lines[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds", "lr"}
+    assert lines[-1]["epochs_trained"] == 3 and "paths" in lines[-1]

@@ -157,6 +157,12 @@ def _training_options(task):
         ),
         quiet_option,
         json_option,
+        click.option(
+            "--jsonl",
+            is_flag=True,
+            help="Print one JSON line per epoch on stdout (with --json, the final "
+            "document comes last, on one line).",
+        ),
     ]
 
     def decorator(func):
@@ -214,7 +220,7 @@ def _train(task, options):
     from mnistnet.cli.reporting import TrainingReporter, summary_table
     from mnistnet.console import is_interactive, make_console, print_json
 
-    quiet, as_json = options.pop("quiet"), options.pop("as_json")
+    quiet, as_json, jsonl = options.pop("quiet"), options.pop("as_json"), options.pop("jsonl")
     no_plots, save_on_interrupt = options.pop("no_plots"), options.pop("save_on_interrupt")
     mirrors = options.pop("mirrors")
     config_file = options.pop("config_file")
@@ -233,7 +239,13 @@ def _train(task, options):
     )
     title = f"784-{config.hidden}-{experiment.OUTPUTS[task]} ({config.optimizer}, lr {config.lr:g})"
     with TrainingReporter(console, config.epochs, config.log_interval, title) as reporter:
-        result = experiment.run_training(config, train, test, on_epoch=reporter.on_epoch)
+
+        def on_epoch(record):
+            reporter.on_epoch(record)
+            if jsonl:
+                print_json(record.to_dict(), one_line=True)
+
+        result = experiment.run_training(config, train, test, on_epoch=on_epoch)
 
     if result.interrupted and not (save_on_interrupt and result.history.records):
         hint = "" if save_on_interrupt else " (--save-on-interrupt keeps what was trained)"
@@ -252,16 +264,15 @@ def _train(task, options):
             plot_error = exc
 
     if as_json:
-        print_json(
-            {
-                "config": config.to_dict(),
-                "metrics": result.metrics,
-                "epochs_trained": len(result.history.records),
-                "interrupted": result.interrupted,
-                "seconds": result.seconds,
-                "paths": paths,
-            }
-        )
+        summary = {
+            "config": config.to_dict(),
+            "metrics": result.metrics,
+            "epochs_trained": len(result.history.records),
+            "interrupted": result.interrupted,
+            "seconds": result.seconds,
+            "paths": paths,
+        }
+        print_json(summary, one_line=jsonl)
     table, files = summary_table(result, paths)
     console.print(table)
     console.print(files)
