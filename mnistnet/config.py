@@ -10,6 +10,7 @@ The defaults are the course notebook's recipe, so a bare
 
 import dataclasses
 import math
+import os
 import sys
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ CHOICES = {
     "init": ("notebook", "xavier"),
 }
 MINI_BATCH_DEFAULT = 128
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def _check(key, value, where):
         if value[0] == value[1]:
             raise bad("two different digits")
         return tuple(value)
+    if isinstance(value, str) and key in ("samples_per_class", "batch_size"):
+        value = value.lower()
     if key == "samples_per_class":
         if value == "all" or value is None:
             return None
@@ -145,6 +149,8 @@ def _check(key, value, where):
     if key in ("seed", "augment_shift"):
         if not _is_int(value) or value < 0:
             raise bad("a whole number >= 0")
+        if key == "seed" and value > MAX_SEED:
+            raise bad(f"at most {MAX_SEED} (NumPy's RandomState takes 32-bit seeds)")
         if key == "augment_shift" and value > 8:
             raise bad("at most 8 pixels")
         return value
@@ -169,8 +175,12 @@ def _check(key, value, where):
             raise bad("a number >= 0")
         return float(value)
     if key in ("data_dir", "out"):
-        if value is not None and not isinstance(value, str):
-            raise bad("a path (a string)")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise bad("a path (a non-empty string)")
+        if key == "data_dir":  # recorded in the model: make it usable from anywhere
+            return os.path.abspath(os.path.expanduser(value))
         return value
     raise ConfigError(f"{where}: unknown key '{key}'")
 
@@ -188,9 +198,7 @@ def read_config_file(path):
     try:
         text = data.decode("utf-8-sig")  # tolerate the byte-order mark some editors add
     except UnicodeDecodeError:
-        raise ConfigError(
-            f"config file {path}: not UTF-8 text (saved as UTF-16? save it as UTF-8)"
-        ) from None
+        raise ConfigError(f"config file {path}: not UTF-8 text (save it as UTF-8)") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -454,8 +454,8 @@ def _verify_local(spec, file_spec, path):
         # Someone else's file (or a user's directory): report it, never delete it.
         raise DatasetError(
             f"{path}: does not match the pinned hashes of {spec.name} {file_spec.name}: "
-            f"{problem}. Delete it to download it again, or use --dataset idx to skip the "
-            "hash check."
+            f"{problem}. Is it another dataset's file? Check --dataset. If it is a damaged "
+            "copy, delete it to download it again; --dataset idx uses it without the hash check."
         )
     return info, content
 

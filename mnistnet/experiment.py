@@ -23,6 +23,7 @@ from mnistnet.pipeline import load_task_data
 from mnistnet.training import check_finite_loss, fit, score
 
 N_INPUTS = 784
+OUTPUT_FILES = ("model.npz", "history.csv", "metrics.json")
 OUTPUTS = {"binary": 1, "multiclass": 10}
 
 

@@ -30,7 +30,10 @@ def atomic_path(path):
         yield tmp
         # mkstemp makes the file private (0600); give it the mode any new file gets.
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # name the file the user asked for, not our temporary
+            raise OSError(exc.errno, exc.strerror, path) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -48,12 +51,13 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def check_writable_dir(path, label):
+def check_writable_dir(path, label, names=()):
     """Raise :class:`MnistnetError` unless files can be written into folder ``path``.
 
     Called before long work (training) so that a bad ``--out`` fails at
     once, not after the run. Missing folders are created to try, then
-    removed again: the check leaves nothing behind.
+    removed again: the check leaves nothing behind. ``names`` are the files
+    that will be written there; none of them may be a folder.
     """
     path = os.path.abspath(os.fspath(path))
     missing, probe = [], path
@@ -74,3 +78,6 @@ def check_writable_dir(path, label):
         for folder in reversed(created):
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
+    for name in names:
+        if os.path.isdir(os.path.join(path, name)):
+            raise MnistnetError(f"{label} {path}: {name} there is a folder, not a file")

@@ -38,6 +38,17 @@ SIZES = {  # (width, height) in inches: about 800-1000 pixels, fits a laptop scr
     "examples": (10, 5),
     "hidden-units": (9, 10),
 }
+# Every file a model's pictures may be written to (history and report).
+PICTURE_FILES = (
+    "loss.png",
+    "accuracy.png",
+    "examples-train.png",
+    "examples-test.png",
+    "confusion.png",
+    "errors.png",
+    "examples.png",
+    "hidden-units.png",
+)
 DIGIT_CMAP = "gray"  # white digit on black, MNIST's own convention
 WEIGHT_CMAP = "RdBu_r"  # red excites, blue inhibits, white is zero
 RIGHT, WRONG = "#1a7f37", "#c62828"  # caption colours: correct, wrong

@@ -344,3 +344,32 @@ def test_jsonl_one_line_per_epoch_then_the_summary(tmp_path, idx_dataset):
     assert [line.get("epoch") for line in lines[:-1]] == [1, 2, 3]
     assert set(lines[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds", "lr"}
     assert lines[-1]["epochs_trained"] == 3 and "paths" in lines[-1]
+
+
+def test_an_output_file_that_is_a_folder_fails_before_training(tmp_path, idx_dataset):
+    (tmp_path / "model.npz").mkdir()
+    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path, *FAST)
+    assert result.exit_code == 1
+    assert "model.npz there is a folder" in result.stderr and "Training" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--seed", str(2**32)], "--seed"),
+        (["--out", ""], "'out' must be a path"),
+    ],
+)
+def test_more_usage_errors(args, message, idx_dataset):
+    result = run("train-multiclass", *on(idx_dataset), *args, *FAST)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_relative_data_dir_is_recorded_absolute(tmp_path, idx_dataset, monkeypatch):
+    monkeypatch.chdir(idx_dataset.parent)
+    result = run("train-multiclass", "--dataset", "idx", "--data-dir", idx_dataset.name,
+                 "--out", tmp_path / "o", "--json", *FAST)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["config"]["data_dir"] == str(idx_dataset)
+    monkeypatch.chdir(tmp_path)  # evaluate from elsewhere finds the data again
+    assert run("evaluate", tmp_path / "o" / "model.npz", "-q").exit_code == 0

@@ -96,6 +96,12 @@ def test_errors_name_where_the_value_came_from(tmp_path):
         resolve_config("multiclass", {}, {"dataset": "idx"})
 
 
+def test_words_in_files_are_case_insensitive(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('samples_per_class = "ALL"\nbatch_size = "Full"\n')
+    assert read_config_file(path) == {"samples_per_class": None, "batch_size": None}
+
+
 def test_encodings(tmp_path):
     bom = tmp_path / "bom.toml"
     bom.write_bytes("\ufeffepochs = 3\n".encode())

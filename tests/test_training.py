@@ -178,3 +178,28 @@ def test_an_exploding_but_finite_loss_is_divergence():
     params = model.init_params(784, 16, 3, seed=2)
     with pytest.raises(DivergenceError, match="mean loss reached"):
         fit(params, X, y, head="multiclass", optimizer=make_optimizer("gd"), epochs=5, lr=1e6)
+
+
+def test_ctrl_c_mid_epoch_hands_back_the_last_finished_epoch(monkeypatch):
+    from mnistnet import training
+
+    X, y = _blobs()
+    one = model.init_params(784, 8, 3, seed=2)
+    fit(one, X, y, head="multiclass", optimizer=make_optimizer("gd"), epochs=1, lr=1e-5,
+        X_test=X, y_test=y)  # fmt: skip
+
+    calls = []
+    real_score = training.score
+
+    def score(*args, **kwargs):  # the second epoch's test scoring: its update is done
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(training, "score", score)
+    interrupted = model.init_params(784, 8, 3, seed=2)
+    history = fit(interrupted, X, y, head="multiclass", optimizer=make_optimizer("gd"),
+                  epochs=5, lr=1e-5, X_test=X, y_test=y)  # fmt: skip
+    assert history.interrupted and len(history.records) == 1
+    assert all(np.array_equal(one[k], interrupted[k]) for k in one)

@@ -45,7 +45,7 @@ def handle_errors(func):
 DATASET_NAMES = ("mnist", "fashion-mnist", "mnist-sample", "idx")
 
 
-def dataset_options(default="mnist", default_help=None):
+def dataset_options(default="mnist", default_help=None, data_dir_help=None):
     """``--dataset``, ``--data-dir`` and ``--mirror``, shared by every command that reads data."""
 
     def decorator(func):
@@ -61,7 +61,8 @@ def dataset_options(default="mnist", default_help=None):
             "--data-dir",
             type=click.Path(file_okay=False, path_type=str),
             default=None,
-            help="Directory holding (or to receive) the IDX files. "
+            help=data_dir_help
+            or "Directory holding (or to receive) the IDX files. "
             "Default: $MNISTNET_DATA_DIR/<dataset>, else the user cache.",
         )(func)
         func = click.option(

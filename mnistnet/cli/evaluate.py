@@ -41,6 +41,9 @@ MODEL_ARG = click.argument("model", metavar="MODEL.npz", type=click.Path(path_ty
 @dataset_options(
     default=None,
     default_help="Dataset to score on. Default: the one recorded in the model.",
+    data_dir_help="Directory holding the IDX files. Default: the folder the model was "
+    "trained from, if its training named one, else $MNISTNET_DATA_DIR/<dataset>, else "
+    "the user cache.",
 )
 @click.option(
     "--split",
@@ -95,7 +98,9 @@ def evaluate(
     console = make_console(quiet or as_json)
     params, meta = load_model(model)
     if plots_dir is not None:
-        check_writable_dir(plots_dir, "--plots-dir")
+        from mnistnet.plots import PICTURE_FILES
+
+        check_writable_dir(plots_dir, "--plots-dir", PICTURE_FILES)
     recorded = (
         meta.get("dataset", {}).get("name") if isinstance(meta.get("dataset"), dict) else None
     )
@@ -105,6 +110,10 @@ def evaluate(
         dataset = recorded
         if data_dir is None:  # the folder the model was trained from, if it named one
             data_dir = (meta.get("config") or {}).get("data_dir")
+    elif recorded and dataset != recorded:
+        console.print(
+            f"Note: the model was trained on {recorded}; scoring it on {dataset} as asked."
+        )
     if dataset == "idx" and data_dir is None:
         raise click.UsageError("--dataset idx needs --data-dir (a folder with the four IDX files)")
 

@@ -131,7 +131,7 @@ def _training_options(task):
             + default("notebook"),
         ),
         click.option(
-            "--seed", type=click.IntRange(min=0), help="Random seed." + default(d["seed"])
+            "--seed", type=click.IntRange(0, 2**32 - 1), help="Random seed." + default(d["seed"])
         ),
         click.option(
             "--augment-shift",
@@ -219,6 +219,7 @@ def _train(task, options):
     from mnistnet import experiment
     from mnistnet.cli.reporting import TrainingReporter, summary_table
     from mnistnet.console import is_interactive, make_console, print_json
+    from mnistnet.plots import PICTURE_FILES
 
     quiet, as_json, jsonl = options.pop("quiet"), options.pop("as_json"), options.pop("jsonl")
     no_plots, save_on_interrupt = options.pop("no_plots"), options.pop("save_on_interrupt")
@@ -229,7 +230,8 @@ def _train(task, options):
         config = resolve_config(task, file_values, options, config_path=config_file)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    check_writable_dir(config.out_dir, "--out")  # now, not after the training
+    # Now, not after the training.
+    check_writable_dir(config.out_dir, "--out", experiment.OUTPUT_FILES + PICTURE_FILES)
 
     console = make_console(quiet)
     train, test = experiment.load_data(config, mirrors, progress=is_interactive(console))
