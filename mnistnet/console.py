@@ -17,8 +17,12 @@ def make_console(quiet=False):
 
 
 def stdout_console():
-    """A rich console on stdout for results meant for people (tables)."""
-    return Console(highlight=False)
+    """A rich console on stdout for results meant for people (tables).
+
+    Piped or redirected, rich would assume 80 columns and fold long paths
+    mid-word; a log or a file has room, so tables get up to 200 there.
+    """
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def is_interactive(console):
