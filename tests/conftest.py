@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from pytest_httpserver import HTTPServer
+
+# Timing is not what these tests check: a busy CI machine must not fail them.
+settings.register_profile("mnistnet", deadline=None)
+settings.load_profile("mnistnet")
 
 # --- data layer (issue 2): offline isolation and tiny IDX datasets ----------------------
 
