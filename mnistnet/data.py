@@ -37,12 +37,6 @@ def select_indices(labels, classes, samples_per_class=None):
     return index, y
 
 
-def select_classes(images, labels, classes, samples_per_class=None):
-    """The selected images themselves: ``images[index], y`` of :func:`select_indices`."""
-    index, y = select_indices(labels, classes, samples_per_class)
-    return images[index], y
-
-
 def prepare_inputs(images, pixels="raw", dtype=np.float64, index=None):
     """Flatten images to rows and scale them, converted to ``dtype`` once.
 

@@ -58,8 +58,11 @@ class History:
         return [getattr(r, name) for r in self.records]
 
 
-def score(params, X, y, head, batch_size=4096):
+def score(params, X, y, head, batch_size=4096, ws=None):
     """Mean loss and accuracy of ``params`` on ``X`` with labels ``y``.
+
+    ``ws``, a :class:`~mnistnet.model.Workspace` for ``batch_size`` samples,
+    is reused when given (the training loop scores the test set every epoch).
 
     Returns
     -------
@@ -71,7 +74,8 @@ def score(params, X, y, head, batch_size=4096):
     """
     n_out = params["W2"].shape[1]
     n = len(X)
-    ws = model.Workspace(params, min(batch_size, max(n, 1)))
+    if ws is None:
+        ws = model.Workspace(params, min(batch_size, max(n, 1)))
     total_loss = 0.0
     correct = 0
     P_all = np.empty((n, n_out), dtype=params["W1"].dtype)
@@ -164,6 +168,8 @@ def fit(
         y_batch = np.empty(capacity, y.dtype)
     if augment_shift:
         X_shifted = np.empty((capacity, X.shape[1]), dtype)
+    if X_test is not None and len(X_test):
+        test_ws = model.Workspace(views, min(4096, len(X_test)))
 
     history = History()
     # The weights at the end of the last whole epoch: what Ctrl-C hands back, so
@@ -215,7 +221,7 @@ def fit(
                     )
                 test_acc = None
                 if X_test is not None and len(X_test):
-                    test_loss, test_acc, _ = score(views, X_test, y_test, head)
+                    test_loss, test_acc, _ = score(views, X_test, y_test, head, ws=test_ws)
                     check_finite_loss(test_loss, lr, epoch + 1)
                 record = EpochRecord(
                     epoch=epoch + 1,

@@ -2,7 +2,12 @@
 
 import numpy as np
 
-from mnistnet.data import prepare_inputs, select_classes, shift_images, targets
+from mnistnet.data import prepare_inputs, select_indices, shift_images, targets
+
+
+def select_classes(images, labels, classes, samples_per_class=None):
+    index, y = select_indices(labels, classes, samples_per_class)
+    return images[index], y
 
 
 def test_select_classes_first_n_class_after_class():

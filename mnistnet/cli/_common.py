@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from mnistnet.config import DATASETS
 from mnistnet.errors import EXIT_FAILURE, EXIT_INTERRUPTED, MnistnetError
 
 
@@ -42,9 +43,6 @@ def handle_errors(func):
     return wrapper
 
 
-DATASET_NAMES = ("mnist", "fashion-mnist", "mnist-sample", "idx")
-
-
 def dataset_options(default="mnist", default_help=None, data_dir_help=None):
     """``--dataset``, ``--data-dir`` and ``--mirror``, shared by every command that reads data."""
 
@@ -67,7 +65,7 @@ def dataset_options(default="mnist", default_help=None, data_dir_help=None):
         )(func)
         func = click.option(
             "--dataset",
-            type=click.Choice(DATASET_NAMES),
+            type=click.Choice(DATASETS),
             default=default,
             show_default=default is not None,
             help=default_help or "Dataset to use.",
