@@ -7,15 +7,22 @@ diverged), 2 usage error, 3 ``evaluate`` below ``--min-accuracy``,
 130 interrupted.
 """
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 EXIT_BELOW_THRESHOLD = 3
 EXIT_INTERRUPTED = 130
 
 
 class MnistnetError(Exception):
-    """Base class of every expected failure; its message is shown as is."""
+    """Base class of every expected failure; its message is shown as is.
+
+    Library code speaks of settings in words ("the learning rate") and names
+    the setting's key in ``setting`` (``"lr"``); the command line adds the
+    flag that sets it (``--lr``), a Python caller the keyword.
+    """
+
+    def __init__(self, message, *, setting=None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class IdxFormatError(MnistnetError):
