@@ -19,8 +19,14 @@ def _umask():
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; move it to ``path`` if the block succeeds."""
+def temporary_path(path):
+    """Yield the path of a new, empty, hidden file next to ``path``; remove it after the block.
+
+    Move it into place with :func:`move_into_place` inside the block; whatever
+    is left at the end (the block failed, or decided against the file) is
+    removed. :func:`atomic_path` is the usual way in; a download, which names
+    its file only once it has seen the content, uses these two directly.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -28,16 +34,27 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
-        # mkstemp makes the file private (0600); give it the mode any new file gets.
-        os.chmod(tmp, 0o666 & ~_umask())
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:  # name the file the user asked for, not our temporary
-            raise OSError(exc.errno, exc.strerror, path) from None
-    except BaseException:
+    finally:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        raise
+
+
+def move_into_place(tmp, path):
+    """Rename the finished temporary file ``tmp`` to ``path`` (atomic within one folder)."""
+    # mkstemp makes the file private (0600); give it the mode any new file gets.
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:  # name the file the user asked for, not our temporary
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; move it to ``path`` if the block succeeds."""
+    with temporary_path(path) as tmp:
+        yield tmp
+        move_into_place(tmp, path)
 
 
 def write_text(path, text):
