@@ -26,16 +26,16 @@ it); otherwise ``$MNISTNET_DATA_DIR/<dataset>/``, else
 ``mirrors`` argument, ``$MNISTNET_MIRROR`` (space-separated), the built-in ones.
 """
 
+import contextlib
 import hashlib
 import importlib.resources
 import os
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mnistnet import idx
+from mnistnet import fileio, idx
 from mnistnet.errors import DatasetError, DownloadError, IdxFormatError
 
 ENV_DATA_DIR = "MNISTNET_DATA_DIR"
@@ -69,8 +69,8 @@ FASHION_CLASSES = (
 )
 
 OFFLINE_HINT = (
-    "To work offline use the bundled digits (--dataset mnist-sample), or point --data-dir "
-    "at a directory that already holds the files."
+    "To work offline use the bundled digits (the mnist-sample dataset), or a data directory "
+    "that already holds the files."
 )
 
 
@@ -224,7 +224,7 @@ DATASETS = {
     ),
     "idx": DatasetSpec(
         name="idx",
-        description="your own files in --data-dir, official names, gz or plain (not pinned)",
+        description="your own files in a data directory, official names, gz or plain (not pinned)",
         files=_files({role: (None, None) for role in ROLES}),
     ),
 }
@@ -292,9 +292,10 @@ def resolve_data_dir(dataset, data_dir=None, registry=None):
         return Path(data_dir).expanduser().absolute()
     if not any(f.pinned for f in spec.files):
         raise DatasetError(
-            f"dataset {spec.name} needs a data directory (--data-dir DIR) holding "
+            f"dataset {spec.name} needs a data directory holding "
             + ", ".join(f.name.removesuffix(".gz") for f in spec.files)
-            + " (gz or plain)"
+            + " (gz or plain)",
+            setting="data_dir",
         )
     root = os.environ.get(ENV_DATA_DIR)
     if root:
@@ -311,7 +312,7 @@ def resolve_mirrors(dataset, mirrors=(), registry=None):
     return list(dict.fromkeys([*mirrors, *env, *spec.mirrors]))
 
 
-def fetch(dataset, data_dir=None, mirrors=(), progress=False, *, report=None, registry=None):
+def fetch(dataset, data_dir=None, mirrors=(), progress=None, *, report=None, registry=None):
     """Make sure every file of ``dataset`` is on disk and verified; download what is missing.
 
     Parameters
@@ -322,8 +323,13 @@ def fetch(dataset, data_dir=None, mirrors=(), progress=False, *, report=None, re
         Directory of the files; see :func:`resolve_data_dir`.
     mirrors : sequence of str
         Base URLs tried before ``$MNISTNET_MIRROR`` and the built-in mirrors.
-    progress : bool
-        Draw a rich progress bar on stderr while downloading.
+    progress : callable, optional
+        Shows downloads as they go (the command line hands in a rich bar;
+        the data layer draws nothing itself). ``progress(name, url)`` is
+        called before each download attempt and returns that attempt's bar:
+        a context manager around the transfer (exited with the exception if
+        the transfer failed) that pooch's ``HTTPDownloader`` drives as its
+        ``progressbar`` (``total``, ``update(n)``, ``reset()``, ``close()``).
     report : callable, optional
         Called with one line of text per download attempt and per failed
         attempt (for logs, when there is no progress bar).
@@ -338,8 +344,7 @@ def fetch(dataset, data_dir=None, mirrors=(), progress=False, *, report=None, re
     spec = get_spec(dataset, registry)
     directory = resolve_data_dir(dataset, data_dir, registry)
     roles = [f.role for f in spec.files]
-    with _Progress(progress) as bar:
-        loaded = _obtain(spec, roles, directory, mirrors, bar, report, registry)
+    loaded = _obtain(spec, roles, directory, mirrors, progress, report, registry)
     if not any(f.pinned for f in spec.files):
         # Not pinned: check the structure instead (all of it, pairs included).
         for _, split in spec.splits:
@@ -348,7 +353,7 @@ def fetch(dataset, data_dir=None, mirrors=(), progress=False, *, report=None, re
 
 
 def load_split(
-    dataset, split, data_dir=None, mirrors=(), progress=False, *, report=None, registry=None
+    dataset, split, data_dir=None, mirrors=(), progress=None, *, report=None, registry=None
 ):
     """Load one split as uint8 arrays, fetching its two files if missing.
 
@@ -365,8 +370,7 @@ def load_split(
     split_spec = spec.split(split)
     directory = resolve_data_dir(dataset, data_dir, registry)
     roles = list(dict.fromkeys([split_spec.images, split_spec.labels]))
-    with _Progress(progress) as bar:
-        loaded = _obtain(spec, roles, directory, mirrors, bar, report, registry)
+    loaded = _obtain(spec, roles, directory, mirrors, progress, report, registry)
     images, labels = _arrays(spec, split_spec, loaded)
     files = tuple(loaded[role][0] for role in roles)
     return Split(dataset=spec.name, split=split, images=images, labels=labels, files=files)
@@ -388,7 +392,7 @@ def _arrays(spec, split_spec, loaded):
     return images[rows], labels[rows]
 
 
-def _obtain(spec, roles, directory, mirrors, bar, report, registry):
+def _obtain(spec, roles, directory, mirrors, progress, report, registry):
     """{role: (FileInfo, decompressed content)} for ``roles``, downloading what is missing."""
     found = {role: _find_local(directory, spec.file(role)) for role in roles}
     missing = [role for role in roles if found[role] is None]
@@ -404,7 +408,7 @@ def _obtain(spec, roles, directory, mirrors, bar, report, registry):
         if found[role] is not None:
             loaded[role] = _verify_local(spec, file_spec, found[role])
         else:
-            loaded[role] = _download(spec, file_spec, directory, urls, bar, report)
+            loaded[role] = _download(spec, file_spec, directory, urls, progress, report)
     return loaded
 
 
@@ -454,13 +458,15 @@ def _verify_local(spec, file_spec, path):
         # Someone else's file (or a user's directory): report it, never delete it.
         raise DatasetError(
             f"{path}: does not match the pinned hashes of {spec.name} {file_spec.name}: "
-            f"{problem}. Is it another dataset's file? Check --dataset. If it is a damaged "
-            "copy, delete it to download it again; --dataset idx uses it without the hash check."
+            f"{problem}. Is it another dataset's file? Check which dataset was asked for. "
+            "If it is a damaged copy, delete it to download it again; the idx dataset uses "
+            "it without the hash check.",
+            setting="dataset",
         )
     return info, content
 
 
-def _download(spec, file_spec, directory, urls, bar, report):
+def _download(spec, file_spec, directory, urls, progress, report):
     """Try each mirror in turn; keep the first file that verifies. Raise DownloadError."""
     # Remember what we create, to remove it again if nothing gets downloaded.
     created = [d for d in (directory, *directory.parents) if not d.exists()]
@@ -475,37 +481,14 @@ def _download(spec, file_spec, directory, urls, bar, report):
         url = base.rstrip("/") + "/" + file_spec.name
         if report is not None:
             report(f"Downloading {url}")
-        # A hidden temporary name, created exclusively ("x"; not mkstemp: its 0600
-        # mode would outlive the rename) and renamed only once it verifies.
-        tmp = directory / f".{file_spec.name}.{secrets.token_hex(4)}.part"
         try:
-            tmp.open("xb").close()
-        except OSError as exc:
+            return _try_mirror(file_spec, url, directory, progress)
+        except _MirrorFailed as exc:
+            failures.append((base, exc.problem))
+            if report is not None:
+                report(f"  failed: {exc.problem}")
+        except OSError as exc:  # the temporary file: its folder is not writable
             raise DatasetError(f"cannot write to {directory}: {exc.strerror or exc}") from None
-        try:
-            try:
-                _fetch_url(url, tmp, bar, file_spec.name)
-                raw = tmp.read_bytes()
-                info, content, problem = _inspect(file_spec, tmp, raw)
-            except IdxFormatError:  # corrupt gzip
-                problem = "got corrupt gzip data"
-            except Exception as exc:  # every mirror failure is reported below
-                problem = _describe_error(exc)
-            if problem:
-                failures.append((base, problem))
-                if report is not None:
-                    report(f"  failed: {problem}")
-                continue
-            # Name it by what it is: a server may have gunzipped it on the way.
-            name = file_spec.local_names()[0 if raw[:2] == idx.GZIP_MAGIC else 1]
-            final = directory / name
-            os.replace(tmp, final)  # atomic: the cache never holds a partial file
-            return (
-                FileInfo(**{**info.to_dict(), "name": name, "path": str(final)}),
-                content,
-            )
-        finally:
-            tmp.unlink(missing_ok=True)
     for empty in created:  # deepest first
         try:
             empty.rmdir()
@@ -514,28 +497,63 @@ def _download(spec, file_spec, directory, urls, bar, report):
     lines = [f"could not download {file_spec.name} of {spec.name} from any mirror:"]
     lines += [f"  {base}: {why}" for base, why in failures] or ["  (no mirrors configured)"]
     lines.append(OFFLINE_HINT)
-    raise DownloadError("\n".join(lines))
+    raise DownloadError("\n".join(lines), setting="data_dir")
 
 
-def _fetch_url(url, output, bar, label):
-    """Download ``url`` to ``output`` with a pooch downloader (no retries, short timeout)."""
+class _MirrorFailed(Exception):
+    """One mirror did not deliver a file that verifies; ``problem`` says why."""
+
+    def __init__(self, problem):
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _try_mirror(file_spec, url, directory, progress):
+    """Download ``url`` into ``directory`` and keep it if it verifies: (FileInfo, content).
+
+    The file is written to a hidden temporary name and renamed only once it
+    verifies, so the directory never holds a partial or a wrong file.
+    """
+    with fileio.temporary_path(directory / file_spec.name) as tmp:
+        tmp = Path(tmp)
+        try:
+            with _bar(progress, file_spec.name, url) as bar:
+                _fetch_url(url, tmp, bar)
+            raw = tmp.read_bytes()
+            info, content, problem = _inspect(file_spec, tmp, raw)
+        except IdxFormatError:  # corrupt gzip
+            problem = "got corrupt gzip data"
+        except Exception as exc:  # every mirror failure is reported by the caller
+            problem = _describe_error(exc)
+        if problem:
+            raise _MirrorFailed(problem)
+        # Name it by what it is: a server may have gunzipped it on the way.
+        name = file_spec.local_names()[0 if raw[:2] == idx.GZIP_MAGIC else 1]
+        final = directory / name
+        fileio.move_into_place(tmp, final)
+    return FileInfo(**{**info.to_dict(), "name": name, "path": str(final)}), content
+
+
+def _bar(progress, label, url):
+    """The progress bar of one download attempt, a context manager (False: no bar)."""
+    return contextlib.nullcontext(False) if progress is None else progress(label, url)
+
+
+def _fetch_url(url, output, bar):
+    """Download ``url`` to ``output`` with a pooch downloader (no retries, short timeout).
+
+    ``bar`` is what pooch's HTTPDownloader takes as ``progressbar``.
+    """
     import pooch
 
     protocol = url.split("://", 1)[0].lower() if "://" in url else ""
-    task = bar.task(label, url) if bar else None
-    try:
-        if protocol in ("http", "https"):
-            downloader = pooch.HTTPDownloader(
-                progressbar=task or False, chunk_size=CHUNK_SIZE, timeout=TIMEOUT
-            )
-        elif protocol == "ftp":
-            downloader = pooch.FTPDownloader(timeout=TIMEOUT[0])
-        else:
-            raise ValueError(f"unsupported URL scheme {protocol or url!r}")
-        downloader(url, str(output), None)
-    finally:
-        if task:
-            task.remove()
+    if protocol in ("http", "https"):
+        downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=CHUNK_SIZE, timeout=TIMEOUT)
+    elif protocol == "ftp":
+        downloader = pooch.FTPDownloader(timeout=TIMEOUT[0])
+    else:
+        raise ValueError(f"unsupported URL scheme {protocol or url!r}")
+    downloader(url, str(output), None)
 
 
 def _describe_error(exc):
@@ -558,75 +576,3 @@ def _describe_error(exc):
     if isinstance(exc, ValueError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class _Progress:
-    """A rich progress display on stderr, started on the first download only."""
-
-    def __init__(self, enabled):
-        self.enabled = enabled
-        self._progress = None
-
-    def __enter__(self):
-        return self if self.enabled else None
-
-    def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.stop()
-
-    def task(self, label, url):
-        if self._progress is None:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self._progress.start()
-        host = url.split("://", 1)[-1].split("/", 1)[0]
-        return _Bar(self._progress, f"{label} [dim]{host}[/]")
-
-
-class _Bar:
-    """What pooch's HTTPDownloader drives (total, update, reset, close), drawn by rich."""
-
-    def __init__(self, progress, description):
-        self._progress = progress
-        self._task = progress.add_task(description, total=None)
-        self._total = None
-        self._done = False
-
-    @property
-    def total(self):
-        return self._total
-
-    @total.setter
-    def total(self, value):
-        self._total = value or None  # 0: the server sent no content-length
-        self._progress.update(self._task, total=self._total)
-
-    def update(self, n):
-        self._progress.advance(self._task, n)
-
-    def reset(self):
-        self._progress.reset(self._task, total=self._total)
-
-    def close(self):
-        self._done = True
-
-    def remove(self):
-        # A finished bar stays on screen; a failed attempt disappears.
-        if not self._done:
-            self._progress.remove_task(self._task)

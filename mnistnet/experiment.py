@@ -42,8 +42,11 @@ class RunResult:
         return self.history.interrupted
 
 
-def load_data(config, mirrors=(), progress=False):
-    """The training and test splits for ``config``'s task, prepared as it says."""
+def load_data(config, mirrors=(), progress=None):
+    """The training and test splits for ``config``'s task, prepared as it says.
+
+    ``progress`` shows downloads, if any, as :func:`mnistnet.datasets.fetch` says.
+    """
     common = dict(
         pixels=config.pixels,
         dtype=config.dtype,

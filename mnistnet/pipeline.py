@@ -54,9 +54,12 @@ def load_task_data(
     dtype="float64",
     data_dir=None,
     mirrors=(),
-    progress=False,
+    progress=None,
 ):
-    """Load ``split`` of ``dataset`` and keep ``classes`` (the first N of each, if given)."""
+    """Load ``split`` of ``dataset`` and keep ``classes`` (the first N of each, if given).
+
+    ``progress`` shows downloads, if any, as :func:`mnistnet.datasets.fetch` says.
+    """
     raw = load_split(dataset, split, data_dir=data_dir, mirrors=mirrors, progress=progress)
     index, y = select_indices(raw.labels, classes, samples_per_class)
     counts = np.bincount(y, minlength=len(classes))

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from helpers import serve
 
 from mnistnet import datasets
 from mnistnet.cli import main
@@ -28,12 +29,6 @@ def fake_mnist(monkeypatch, pinned_idx_dataset):
     return payload, with_mirrors
 
 
-def _serve(server, prefix, payload):
-    for name, data in payload.items():
-        server.expect_request(f"{prefix}{name}").respond_with_data(data)
-    return server.url_for(prefix)
-
-
 @pytest.mark.parametrize("command", [[], *([name] for name in main.commands)])
 def test_help(runner, command):
     result = runner.invoke(main, [*command, "--help"])
@@ -53,6 +48,18 @@ def test_mnist_sample_table(runner):
     assert "train-images-idx3-ubyte.gz" in result.stdout and "1,609,526" in result.stdout
     assert "yes" in result.stdout
     assert result.stderr == ""
+
+
+def test_table_on_a_pipe_has_no_trailing_blanks(runner):
+    result = runner.invoke(main, ["download", "--dataset", "mnist-sample"])
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"mnist-sample: {datasets.resolve_data_dir('mnist-sample')}"
+    assert [line for line in lines if line != line.rstrip()] == []
+    rows = [line.split() for line in lines if "idx" in line]
+    assert [row[:3] for row in rows] == [
+        ["train-images-idx3-ubyte.gz", "1,609,526", "yes"],
+        ["train-labels-idx1-ubyte.gz", "4,997", "yes"],
+    ]
 
 
 def test_mnist_sample_json(runner):
@@ -134,13 +141,13 @@ def test_all_mirrors_down_exits_1_with_the_listing(runner, fake_mnist, dead_url,
     lines = lines[4:]
     assert lines[0].startswith("Error: could not download train-images-idx3-ubyte.gz of mnist")
     assert lines[1:3] == [f"  {other}: connection refused", f"  {dead_url}: connection refused"]
-    assert "--dataset mnist-sample" in lines[3]
+    assert "the mnist-sample dataset" in lines[3]
     assert not (tmp_path / "d").exists()
 
 
 def test_mirror_option_and_data_dir(runner, fake_mnist, server, tmp_path):
     payload, _ = fake_mnist
-    mirror = _serve(server, "/m/", payload)
+    mirror = serve(server, "/m/", payload)
     target = tmp_path / "target"
     args = ["download", "--mirror", mirror, "--data-dir", str(target), "--json"]
     result = runner.invoke(main, args)
@@ -158,9 +165,29 @@ def test_mirror_option_and_data_dir(runner, fake_mnist, server, tmp_path):
 def test_environment_data_dir_and_mirror(runner, fake_mnist, server, tmp_path, monkeypatch):
     payload, _ = fake_mnist
     monkeypatch.setenv("MNISTNET_DATA_DIR", str(tmp_path / "env-cache"))
-    monkeypatch.setenv("MNISTNET_MIRROR", _serve(server, "/env/", payload))
+    monkeypatch.setenv("MNISTNET_MIRROR", serve(server, "/env/", payload))
     result = runner.invoke(main, ["download", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["data_dir"] == str(tmp_path / "env-cache" / "mnist")
     assert sorted(p.name for p in (tmp_path / "env-cache" / "mnist").iterdir()) == sorted(payload)
+
+
+def test_terminal_gets_a_bar_per_file_not_plain_lines(
+    runner, fake_mnist, server, dead_url, tmp_path, monkeypatch
+):
+    """On a terminal the command hands the data layer a rich bar; a failed attempt's goes."""
+    from mnistnet.cli import progress
+
+    payload, with_mirrors = fake_mnist
+    good = serve(server, "/m/", payload)
+    with_mirrors(dead_url, good)
+    monkeypatch.setattr(progress, "is_interactive", lambda console: True)
+    result = runner.invoke(main, ["download", "--data-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    good_host, dead_host = good.split("/")[2], dead_url.split("/")[2]
+    assert [line.split()[:2] for line in result.stderr.splitlines()] == [
+        [name, good_host] for name in payload
+    ]
+    assert dead_host not in result.stderr and "Downloading" not in result.stderr
+    assert json.loads(result.stdout)["dataset"] == "mnist"

@@ -77,18 +77,22 @@ def test_mnist_sample_ignores_data_dir_and_needs_no_network(tmp_path):
 
 
 def test_data_dir_precedence(tmp_path, monkeypatch):
+    import pooch
+
+    monkeypatch.setattr(pooch, "os_cache", lambda project: tmp_path / "os-cache" / project)
     monkeypatch.setenv("MNISTNET_DATA_DIR", str(tmp_path / "env"))
     assert resolve_data_dir("mnist") == tmp_path / "env" / "mnist"
     assert resolve_data_dir("mnist", tmp_path / "flag") == tmp_path / "flag"
     monkeypatch.delenv("MNISTNET_DATA_DIR")
-    cache = resolve_data_dir("fashion-mnist")
-    assert cache.name == "fashion-mnist" and "mnistnet" in str(cache)
-    assert not cache.exists() or cache.is_dir()  # resolving creates nothing
+    assert resolve_data_dir("fashion-mnist") == tmp_path / "os-cache" / "mnistnet" / "fashion-mnist"
+    assert list(tmp_path.iterdir()) == []  # resolving creates nothing
 
 
 def test_idx_needs_a_data_dir():
-    with pytest.raises(DatasetError, match="--data-dir"):
+    with pytest.raises(DatasetError) as info:
         fetch("idx")
+    assert str(info.value).startswith("dataset idx needs a data directory holding train-images-")
+    assert info.value.setting == "data_dir"  # the command line names its flag
 
 
 def test_mirror_order(monkeypatch):
@@ -162,7 +166,8 @@ def test_local_file_failing_verification_is_reported_not_deleted(make_idx_datase
     bad.write_bytes(b"<html><body>403 Forbidden</body></html>")
     with pytest.raises(DatasetError, match="does not match the pinned hashes.*HTML") as info:
         fetch("tiny", data_dir=directory, registry=registry)
-    assert str(bad) in str(info.value) and "--dataset idx" in str(info.value)
+    assert str(bad) in str(info.value) and "the idx dataset" in str(info.value)
+    assert info.value.setting == "dataset"
     assert bad.exists()
 
 

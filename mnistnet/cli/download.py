@@ -29,7 +29,8 @@ def download(dataset, data_dir, mirrors, as_json, quiet):
     """
     # Imported here: pooch and NumPy are not needed for `mnistnet --help`.
     from mnistnet import datasets
-    from mnistnet.console import is_interactive, make_console, print_json, stdout_console
+    from mnistnet.cli.progress import download_progress
+    from mnistnet.console import make_console, print_json
 
     if dataset == "idx" and data_dir is None:
         raise click.UsageError(
@@ -40,15 +41,15 @@ def download(dataset, data_dir, mirrors, as_json, quiet):
     if spec.bundled and data_dir is not None:
         console.print(f"Note: --data-dir is ignored: {dataset} ships inside the package.")
     directory = datasets.resolve_data_dir(dataset, data_dir)
-    interactive = is_interactive(console)
-    files = datasets.fetch(
-        dataset,
-        data_dir=data_dir,
-        mirrors=mirrors,
-        progress=interactive,
-        # Without a terminal (logs, CI): one plain line per download instead of a bar.
-        report=None if interactive or quiet else _plain_printer(console),
-    )
+    with download_progress(console) as progress:
+        files = datasets.fetch(
+            dataset,
+            data_dir=data_dir,
+            mirrors=mirrors,
+            progress=progress,
+            # Without a terminal (logs, CI): one plain line per download instead of a bar.
+            report=None if progress is not None or quiet else _plain_printer(console),
+        )
     if as_json:
         print_json(
             {
@@ -58,11 +59,25 @@ def download(dataset, data_dir, mirrors, as_json, quiet):
             }
         )
     elif not quiet:
-        stdout_console().print(_table(dataset, directory, files))
+        _print_table(_table(dataset, directory, files))
 
 
 def _plain_printer(console):
     return lambda line: console.print(line, markup=False, soft_wrap=True)
+
+
+def _print_table(table):
+    """Print ``table`` on stdout; on a pipe or in a file, without rich's trailing blanks."""
+    from mnistnet.console import stdout_console
+
+    console = stdout_console()
+    if console.is_terminal:
+        console.print(table)
+        return
+    # rich pads every line to the table's width: fine on a screen, noise in a log.
+    with console.capture() as capture:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in capture.get().splitlines()))
 
 
 def _table(dataset, directory, files):

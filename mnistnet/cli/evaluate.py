@@ -117,19 +117,20 @@ def evaluate(
     if dataset == "idx" and data_dir is None:
         raise click.UsageError("--dataset idx needs --data-dir (a folder with the four IDX files)")
 
-    from mnistnet.console import is_interactive
+    from mnistnet.cli.progress import download_progress
     from mnistnet.pipeline import load_task_data
 
-    data = load_task_data(
-        dataset,
-        split,
-        meta["classes"],
-        pixels=meta["pixels"],
-        dtype=meta["dtype"],
-        data_dir=data_dir,
-        mirrors=mirrors,
-        progress=is_interactive(console),
-    )
+    with download_progress(console) as progress:
+        data = load_task_data(
+            dataset,
+            split,
+            meta["classes"],
+            pixels=meta["pixels"],
+            dtype=meta["dtype"],
+            data_dir=data_dir,
+            mirrors=mirrors,
+            progress=progress,
+        )
     console.print(f"Scoring {model} on {len(data):,} {split} images of {dataset}")
     report = evaluation_report(model, params, meta, data, min_accuracy)
 

@@ -217,8 +217,9 @@ def train_multiclass(**options):
 
 def _train(task, options):
     from mnistnet import experiment
+    from mnistnet.cli.progress import download_progress
     from mnistnet.cli.reporting import TrainingReporter, summary_table
-    from mnistnet.console import is_interactive, make_console, print_json
+    from mnistnet.console import make_console, print_json
     from mnistnet.plots import PICTURE_FILES
 
     quiet, as_json, jsonl = options.pop("quiet"), options.pop("as_json"), options.pop("jsonl")
@@ -234,7 +235,8 @@ def _train(task, options):
     check_writable_dir(config.out_dir, "--out", experiment.OUTPUT_FILES + PICTURE_FILES)
 
     console = make_console(quiet)
-    train, test = experiment.load_data(config, mirrors, progress=is_interactive(console))
+    with download_progress(console) as progress:
+        train, test = experiment.load_data(config, mirrors, progress=progress)
     console.print(
         f"{config.dataset}: {len(train)} training and {len(test)} test images "
         f"of {', '.join(map(str, config.classes))}"
