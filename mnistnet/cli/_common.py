@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from mnistnet.config import DATASETS
+from mnistnet.datasets import DATASETS
 from mnistnet.errors import EXIT_FAILURE, EXIT_INTERRUPTED, MnistnetError
 
 
@@ -26,7 +26,7 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except MnistnetError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_with_flag(exc)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -43,36 +43,65 @@ def handle_errors(func):
     return wrapper
 
 
+def _with_flag(exc):
+    """The error's message, with the flag of the setting it concerns: "... (--lr)".
+
+    Library errors speak of "the learning rate" and carry ``setting="lr"``;
+    the flag is looked up among the running command's options.
+    """
+    message = str(exc)
+    ctx = click.get_current_context(silent=True)
+    if exc.setting is None or ctx is None:
+        return message
+    for param in ctx.command.params:
+        if param.name == exc.setting and isinstance(param, click.Option):
+            flag = max(param.opts, key=len)
+            return message if flag in message else f"{message} ({flag})"
+    return message
+
+
+def option_bundle(*decorators):
+    """One decorator applying ``decorators``; their options show in the order given."""
+
+    def decorator(func):
+        for option in reversed(decorators):
+            func = option(func)
+        return func
+
+    return decorator
+
+
+mirror_option = click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL",
+    help="Base URL to try before the built-in mirrors (repeatable; "
+    "also MNISTNET_MIRROR, space-separated).",
+)
+
+
 def dataset_options(default="mnist", default_help=None, data_dir_help=None):
     """``--dataset``, ``--data-dir`` and ``--mirror``, shared by every command that reads data."""
 
-    def decorator(func):
-        func = click.option(
-            "--mirror",
-            "mirrors",
-            multiple=True,
-            metavar="URL",
-            help="Base URL to try before the built-in mirrors (repeatable; "
-            "also MNISTNET_MIRROR, space-separated).",
-        )(func)
-        func = click.option(
+    return option_bundle(
+        click.option(
+            "--dataset",
+            type=click.Choice(tuple(DATASETS)),
+            default=default,
+            show_default=default is not None,
+            help=default_help or "Dataset to use.",
+        ),
+        click.option(
             "--data-dir",
             type=click.Path(file_okay=False, path_type=str),
             default=None,
             help=data_dir_help
             or "Directory holding (or to receive) the IDX files. "
             "Default: $MNISTNET_DATA_DIR/<dataset>, else the user cache.",
-        )(func)
-        func = click.option(
-            "--dataset",
-            type=click.Choice(DATASETS),
-            default=default,
-            show_default=default is not None,
-            help=default_help or "Dataset to use.",
-        )(func)
-        return func
-
-    return decorator
+        ),
+        mirror_option,
+    )
 
 
 def quiet_option(func):
