@@ -1,8 +1,15 @@
-"""Training settings: defaults, then a TOML file, then command-line flags.
+"""Training settings: declared once in :data:`SETTINGS`; defaults, then a TOML file, then flags.
 
 One vocabulary everywhere (Python, TOML, CLI, JSON): ``lr``, ``epochs``,
 ``batch_size``, ``hidden``, ``seed``, ``samples_per_class``, ... A flag
 ``--batch-size`` is the key ``batch_size``.
+
+Each setting is one row of :data:`SETTINGS`, as scikit-learn declares its
+``_parameter_constraints``: its key, the kind of value it takes (allowed
+values come from the module that owns them), its default per task and its
+help. :class:`TrainConfig`'s fields, the checks of config-file values and
+flags, the options of ``train-binary`` / ``train-multiclass`` and the README
+test are all derived from that table: adding a setting is adding a row.
 
 The defaults are the course notebook's recipe, so a bare
 ``mnistnet train-binary --digits 5 8`` is its experiment.
@@ -11,56 +18,318 @@ The defaults are the course notebook's recipe, so a bare
 import dataclasses
 import math
 import os
+import re
+import reprlib
 import sys
 from dataclasses import dataclass
 
+from mnistnet.data import PIXEL_SCALINGS
+from mnistnet.datasets import DATASETS
 from mnistnet.errors import ConfigError
+from mnistnet.model import INIT_METHODS
+from mnistnet.optimizers import OPTIMIZERS, SCHEDULES
+from mnistnet.tasks import TASKS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the backport of the same module
     import tomli as tomllib
 
-TASKS = ("binary", "multiclass")
-DATASETS = ("mnist", "fashion-mnist", "mnist-sample", "idx")
-CHOICES = {
-    "dataset": DATASETS,
-    "optimizer": ("gd", "sgd", "momentum", "adam"),
-    "lr_schedule": ("constant", "cosine", "step"),
-    "reduction": ("sum", "mean"),
-    "pixels": ("raw", "unit"),
-    "dtype": ("float64", "float32"),
-    "init": ("notebook", "xavier"),
-}
-MINI_BATCH_DEFAULT = 128
-MAX_SEED = 2**32 - 1
+MAX_SEED = 2**32 - 1  # NumPy's RandomState takes 32-bit seeds
+MINI_BATCH_DEFAULT = 128  # batch_size of sgd, momentum and adam unless set
+REDUCTIONS = ("sum", "mean")  # the loss whose gradient model.backward computes
+DTYPES = ("float64", "float32")
+
+
+class InvalidValue(ValueError):
+    """A value its setting does not take; ``expected`` says what it takes ("a number > 0")."""
+
+    def __init__(self, expected):
+        super().__init__(expected)
+        self.expected = expected
+
+
+# Kinds of value. Each checks a value as TOML gives it and returns it normalised
+# (``check``), turns a flag's text into such a value (``from_flag``) and
+# describes what it takes, for people (``expected``) and for the README (``values``).
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(x):
+    """``1e-05`` -> ``1e-5``: numbers as people write them in TOML and on the command line."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].replace("+", "") + m[2], f"{x:g}")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run (see the README for each)."""
+class Choice:
+    """One of a few words."""
 
-    task: str
-    digits: tuple | None = None  # binary: (A, B), A -> label 0, B -> label 1
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    samples_per_class: int | None = 1000  # None: every training image
-    hidden: int = 256
-    epochs: int = 100
-    lr: float = 1e-5
-    optimizer: str = "gd"
-    batch_size: int | None = None  # None: the full batch
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    reduction: str = "sum"
-    pixels: str = "raw"
-    dtype: str = "float64"
-    init: str = "notebook"
-    seed: int = 3
-    augment_shift: int = 0
-    log_every: int | None = None  # None: about ten rows per run
-    out: str | None = None  # None: runs/binary-A-B or runs/multiclass
+    choices: tuple
+    annotation = str
+    nargs = 1
+
+    @property
+    def expected(self):
+        return "one of " + ", ".join(self.choices)
+
+    @property
+    def values(self):
+        return ", ".join(f"`{c}`" for c in self.choices)
+
+    @property
+    def metavar(self):
+        return "[" + "|".join(self.choices) + "]"
+
+    def check(self, value):
+        if not isinstance(value, str) or value not in self.choices:
+            raise InvalidValue(self.expected)
+        return value
+
+    def from_flag(self, text):
+        return self.check(text)
+
+
+@dataclass(frozen=True)
+class Int:
+    """A whole number from ``low`` to ``high``; or ``word`` ("all", any case), which means None."""
+
+    low: int
+    high: int
+    word: str | None = None
+    nargs = 1
+
+    @property
+    def annotation(self):
+        return int if self.word is None else int | None
+
+    @property
+    def expected(self):
+        word = f' or "{self.word}"' if self.word else ""
+        return f"a whole number from {self.low} to {self.high}{word}"
+
+    @property
+    def values(self):
+        return f"{self.low}..{self.high}" + (f" or `{self.word}`" if self.word else "")
+
+    @property
+    def metavar(self):
+        return f"N|{self.word}" if self.word else "N"
+
+    def check(self, value):
+        if self.word and (value is None or (isinstance(value, str) and value.lower() == self.word)):
+            return None
+        if not _is_int(value) or not self.low <= value <= self.high:
+            raise InvalidValue(self.expected)
+        return value
+
+    def from_flag(self, text):
+        """The number, or the word in lower case (a flag never means "unset")."""
+        if self.word and text.strip().lower() == self.word:
+            return self.word
+        try:
+            number = int(text)
+        except ValueError:
+            raise InvalidValue(self.expected) from None
+        return self.check(number)
+
+
+@dataclass(frozen=True)
+class Float:
+    """A finite number within bounds (``None``: unbounded on that side)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    annotation = float
+    nargs = 1
+    metavar = "X"
+
+    @property
+    def values(self):
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{left}{_number(self.low)}, {_number(self.high)}{right}"
+
+    @property
+    def expected(self):
+        return ("a number in " if self.high is not None else "a number ") + self.values
+
+    def _inside(self, x):
+        above_low = self.low is None or (x > self.low if self.low_open else x >= self.low)
+        below_high = self.high is None or (x < self.high if self.high_open else x <= self.high)
+        return above_low and below_high
+
+    def check(self, value):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InvalidValue(self.expected)
+        try:
+            x = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise InvalidValue(self.expected) from None
+        if not math.isfinite(x) or not self._inside(x):
+            raise InvalidValue(self.expected)
+        return x
+
+    def from_flag(self, text):
+        try:
+            number = float(text)
+        except ValueError:
+            raise InvalidValue(self.expected) from None
+        return self.check(number)
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder's path (None: the setting's computed default). ``absolute``: made absolute."""
+
+    absolute: bool = False
+    annotation = str | None
+    nargs = 1
+    metavar = "DIR"
+    expected = "a path (a non-empty string)"
+    values = "a folder"
+
+    def check(self, value):
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidValue(self.expected)
+        if "\0" in value:  # the operating system could not open it
+            raise InvalidValue("a path without NUL characters")
+        path = os.path.expanduser(value)
+        if os.path.isfile(path):
+            raise InvalidValue("a folder")
+        # data_dir is recorded in the model: absolute, it works from anywhere
+        return os.path.abspath(path) if self.absolute else value
+
+    def from_flag(self, text):
+        self.check(text)
+        return text
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Two different digits from 0 to 9 (a flag takes them as two words)."""
+
+    annotation = tuple | None
+    nargs = 2
+    metavar = "A B"
+    expected = "two digits from 0 to 9"
+    values = "two different digits 0..9"
+
+    def check(self, value):
+        if value is None:
+            return None
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != 2
+            or not all(_is_int(d) and 0 <= d <= 9 for d in value)
+        ):
+            raise InvalidValue(self.expected)
+        if value[0] == value[1]:
+            raise InvalidValue("two different digits")
+        return tuple(value)
+
+    def from_flag(self, text):
+        """One of the two words (click hands them over one at a time)."""
+        if text.strip() not in tuple("0123456789"):
+            raise InvalidValue("a digit; --digits takes two digits from 0 to 9, e.g. --digits 5 8")
+        return int(text)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting, declared once.
+
+    ``default`` is one value, or a dict task -> value. ``shown`` is how help
+    and README show a default that is worked out later (None: ``default``).
+    ``tasks`` are the tasks whose command has its flag; ``required`` means
+    it must be given (as a flag or in the config file) for those tasks.
+    """
+
+    name: str
+    kind: object
+    default: object
+    help: str
+    shown: object = None
+    tasks: tuple = TASKS
+    required: bool = False
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+    def default_for(self, task):
+        return self.default[task] if isinstance(self.default, dict) else self.default
+
+    def default_text(self, task):
+        """The default as help and README show it: ``1e-5``, ``mnist``, ``epochs/10``."""
+        if self.required:
+            return "required"
+        shown = self.shown if self.shown is not None else self.default
+        value = shown[task] if isinstance(shown, dict) else shown
+        return _number(value) if isinstance(value, float) else str(value)
+
+
+_LR_HELP = (
+    "Learning rate. The default suits the notebook's gd on the summed loss of raw pixels; "
+    "with --reduction mean --pixels unit try 0.1 (sgd, momentum) or 0.001 (adam)."
+)
+_SETTINGS = (
+    Setting("digits", Digits(), None, "Two different digits; A -> label 0, B -> label 1.",
+            tasks=("binary",), required=True),
+    Setting("dataset", Choice(tuple(DATASETS)), "mnist",
+            "Dataset to train on; fetched if missing."),
+    Setting("data_dir", Folder(absolute=True), None,
+            "Folder holding (or to receive) the IDX files.",
+            shown="$MNISTNET_DATA_DIR/<dataset>, else the user cache"),
+    Setting("samples_per_class", Int(1, 1_000_000, word="all"), 1000,
+            "First N training images of each class, or all of them."),
+    Setting("hidden", Int(1, 65_536), 256, "Hidden units."),
+    Setting("epochs", Int(1, 100_000), {"binary": 100, "multiclass": 200}, "Epochs."),
+    Setting("lr", Float(0, low_open=True), {"binary": 1e-5, "multiclass": 1.7e-5}, _LR_HELP),
+    Setting("optimizer", Choice(OPTIMIZERS), "gd",
+            "gd = full batch (the notebook); sgd, momentum, adam = mini-batches."),
+    Setting("batch_size", Int(1, 1_000_000, word="full"), None,
+            "Mini-batch size, or the full batch.",
+            shown=f"full for gd, {MINI_BATCH_DEFAULT} otherwise"),
+    Setting("momentum", Float(0, 1, high_open=True), 0.9, "Momentum (for --optimizer momentum)."),
+    Setting("weight_decay", Float(0), 0.0,
+            "L2 penalty on the weights (weight_decay/2 * ||W||^2)."),
+    Setting("lr_schedule", Choice(SCHEDULES), "constant", "Learning rate over the epochs."),
+    Setting("reduction", Choice(REDUCTIONS), "sum",
+            "Gradient of the sum (the notebook) or the mean of per-sample losses."),
+    Setting("pixels", Choice(PIXEL_SCALINGS), "raw",
+            "raw = 0..255 (the notebook), unit = divided by 255."),
+    Setting("dtype", Choice(DTYPES), "float64", "Float type."),
+    Setting("init", Choice(INIT_METHODS), "notebook",
+            "notebook = N(0, 0.01) from RandomState(seed); xavier = N(0, 1/fan_in)."),
+    Setting("seed", Int(0, MAX_SEED), {"binary": 3, "multiclass": 29},
+            "Random seed (32 bits): initial weights, mini-batch order, shifts."),
+    Setting("augment_shift", Int(0, 8), 0,
+            "Shift each training image by up to N pixels, anew every epoch."),
+    Setting("log_every", Int(1, 100_000), None, "Print a row every N epochs.",
+            shown="epochs/10"),
+    Setting("out", Folder(), None, "Output folder.",
+            shown={"binary": "runs/binary-A-B", "multiclass": "runs/multiclass"}),
+)  # fmt: skip
+SETTINGS = {s.name: s for s in _SETTINGS}
+
+
+class _TrainConfigMethods:
+    """What :class:`TrainConfig` computes from its settings."""
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}")
+        for s in _SETTINGS:  # unset per-task defaults: the task's
+            if isinstance(s.default, dict) and getattr(self, s.name) is None:
+                object.__setattr__(self, s.name, s.default[self.task])
 
     @property
     def classes(self):
@@ -95,94 +364,38 @@ class TrainConfig:
         return d
 
 
-# The notebook's recipe, per task.
-DEFAULTS = {
-    "binary": {"epochs": 100, "lr": 1e-5, "seed": 3},
-    "multiclass": {"epochs": 200, "lr": 1.7e-5, "seed": 29},
-}
-
-FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"task"}
+def _field(setting):
+    default = None if isinstance(setting.default, dict) else setting.default
+    return setting.name, setting.kind.annotation, dataclasses.field(default=default)
 
 
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [("task", str)] + [_field(s) for s in _SETTINGS],
+    bases=(_TrainConfigMethods,),
+    frozen=True,
+)
+TrainConfig.__module__ = __name__
+TrainConfig.__doc__ = """Every setting of a training run: one field per row of :data:`SETTINGS`.
+
+A per-task default left unset (None) becomes the task's. Values are taken
+as given: :func:`resolve_config` checks them.
+"""
+
+_show = reprlib.Repr()
+_show.maxstring = _show.maxother = 60
 
 
-def _check(key, value, where):
-    """Check one value's type and range; return it normalised. ``where`` names its source."""
-
-    def bad(expected):
-        return ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
-
-    if key in CHOICES:
-        if value not in CHOICES[key]:
-            raise bad("one of " + ", ".join(CHOICES[key]))
-        return value
-    if key == "digits":
-        if (
-            not isinstance(value, (list, tuple))
-            or len(value) != 2
-            or not all(_is_int(d) and 0 <= d <= 9 for d in value)
-        ):
-            raise bad("two digits from 0 to 9")
-        if value[0] == value[1]:
-            raise bad("two different digits")
-        return tuple(value)
-    if isinstance(value, str) and key in ("samples_per_class", "batch_size"):
-        value = value.lower()
-    if key == "samples_per_class":
-        if value == "all" or value is None:
-            return None
-        if not _is_int(value) or value < 1:
-            raise bad('a whole number >= 1 or "all"')
-        return value
-    if key == "batch_size":
-        if value == "full" or value is None:
-            return None
-        if not _is_int(value) or value < 1:
-            raise bad('a whole number >= 1 or "full"')
-        return value
-    if key in ("hidden", "epochs"):
-        if not _is_int(value) or value < 1:
-            raise bad("a whole number >= 1")
-        return value
-    if key in ("seed", "augment_shift"):
-        if not _is_int(value) or value < 0:
-            raise bad("a whole number >= 0")
-        if key == "seed" and value > MAX_SEED:
-            raise bad(f"at most {MAX_SEED} (NumPy's RandomState takes 32-bit seeds)")
-        if key == "augment_shift" and value > 8:
-            raise bad("at most 8 pixels")
-        return value
-    if key == "log_every":
-        if value is None:
-            return None
-        if not _is_int(value) or value < 1:
-            raise bad("a whole number >= 1")
-        return value
-    if key in ("lr", "momentum", "weight_decay"):
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-        ):
-            raise bad("a number")
-        if key == "lr" and value <= 0:
-            raise bad("a number > 0")
-        if key == "momentum" and not 0 <= value < 1:
-            raise bad("a number in [0, 1)")
-        if key == "weight_decay" and value < 0:
-            raise bad("a number >= 0")
-        return float(value)
-    if key in ("data_dir", "out"):
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise bad("a path (a non-empty string)")
-        if key == "data_dir":  # recorded in the model: make it usable from anywhere
-            return os.path.abspath(os.path.expanduser(value))
-        return value
-    raise ConfigError(f"{where}: unknown key '{key}'")
+def check_value(key, value, where):
+    """``value`` of setting ``key`` checked and normalised; ``where`` names its source."""
+    setting = SETTINGS.get(key)
+    if setting is None:
+        raise ConfigError(f"{where}: unknown key {_show.repr(key)}")
+    try:
+        return setting.kind.check(value)
+    except InvalidValue as exc:
+        message = f"{where}: '{key}' must be {exc.expected}, got {_show.repr(value)}"
+        raise ConfigError(message, setting=key) from None
 
 
 def read_config_file(path):
@@ -203,13 +416,14 @@ def read_config_file(path):
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-    values = {}
-    for key, value in raw.items():
-        if key not in FIELDS:
-            known = ", ".join(sorted(FIELDS))
-            raise ConfigError(f"config file {path}: unknown key '{key}' (known keys: {known})")
-        values[key] = _check(key, value, f"config file {path}")
-    return values
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ConfigError(f"config file {path}: not valid TOML (nested too deeply)") from None
+    where = f"config file {path}"
+    for key in raw:
+        if key not in SETTINGS:
+            known = ", ".join(sorted(SETTINGS))
+            raise ConfigError(f"{where}: unknown key {_show.repr(key)} (known keys: {known})")
+    return {key: check_value(key, value, where) for key, value in raw.items()}
 
 
 def resolve_config(task, file_values=None, flag_values=None, config_path=None):
@@ -222,39 +436,44 @@ def resolve_config(task, file_values=None, flag_values=None, config_path=None):
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
-    values = dict(DEFAULTS[task])
-    sources = {}
+    values, sources = {}, {}
     for key, value in (file_values or {}).items():
         values[key] = value
         sources[key] = f"config file {config_path}: '{key}'" if config_path else f"'{key}'"
     for key, value in (flag_values or {}).items():
         if value is not None:
-            flag = "--" + key.replace("_", "-")
-            values[key] = _check(key, value, flag)
+            flag = SETTINGS[key].flag if key in SETTINGS else key
+            values[key] = check_value(key, value, flag)
             sources[key] = flag
+    _check_combination(task, values, lambda key: sources.get(key, SETTINGS[key].flag))
+    return TrainConfig(task=task, **values)
 
-    def source(key):
-        return sources.get(key, "--" + key.replace("_", "-"))
 
+def _check_combination(task, values, source):
+    """The rules between settings; fills in the mini-batch size. ``source(key)`` names a value."""
     if task == "binary":
         if values.get("digits") is None:
-            raise ConfigError("--digits: train-binary needs two digits, e.g. --digits 5 8")
+            raise ConfigError(
+                "--digits: train-binary needs two digits, e.g. --digits 5 8", setting="digits"
+            )
     elif values.get("digits") is not None:
         raise ConfigError(
             f"{source('digits')}: digits are for train-binary; train-multiclass uses all ten "
-            "classes"
+            "classes",
+            setting="digits",
         )
     if values.get("optimizer", "gd") == "gd":
         if values.get("batch_size") is not None:
             raise ConfigError(
                 f"{source('batch_size')}: optimizer 'gd' is full-batch; use --optimizer sgd, "
-                "momentum or adam for mini-batches"
+                "momentum or adam for mini-batches",
+                setting="batch_size",
             )
     elif "batch_size" not in values:
         values["batch_size"] = MINI_BATCH_DEFAULT
     if values.get("dataset") == "idx" and not values.get("data_dir"):
         raise ConfigError(
             f"{source('dataset')}: dataset 'idx' needs --data-dir (a folder holding the four "
-            "IDX files)"
+            "IDX files)",
+            setting="data_dir",
         )
-    return TrainConfig(task=task, **values)

@@ -2,20 +2,19 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import run
 
-from mnistnet import training
+from mnistnet import experiment, training
 from mnistnet.checkpoint import load_model
 from mnistnet.cli import main
+from mnistnet.config import MAX_SEED, SETTINGS
+from mnistnet.errors import DivergenceError
 
 FAST = ["--hidden", "8", "--epochs", "3", "--no-plots", "--quiet"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def on(data_dir):
@@ -23,11 +22,24 @@ def on(data_dir):
     return ["--dataset", "idx", "--data-dir", data_dir]
 
 
-@pytest.mark.parametrize("command", ["train-binary", "train-multiclass"])
-def test_help(command):
-    result = run(command, "--help")
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_help_shows_every_setting_with_its_default(task):
+    result = run(f"train-{task}", "--help", terminal_width=1000, max_content_width=1000)
     assert result.exit_code == 0
-    assert "--lr" in result.output and "--config" in result.output and "[default:" in result.output
+    options = result.output.split("Options:")[1]
+    lines = {block.split()[0]: block for block in re.split(r"\n(?=  -)", options) if block}
+    assert "--config" in lines
+    for setting in SETTINGS.values():
+        if task not in setting.tasks:
+            assert setting.flag not in lines
+        elif setting.required:
+            assert "[required, or in --config" in lines[setting.flag]
+        else:
+            assert f"[default: {setting.default_text(task)}" in lines[setting.flag]
+    assert "--samples-per-class N|all " in result.output  # as the README writes it
+    assert "--batch-size N|full " in result.output
+    assert "ALL" not in result.output and "FULL" not in result.output
+    assert f"0..{MAX_SEED}" in lines["--seed"]
 
 
 def test_tiny_synthetic_run_writes_every_file(tmp_path, idx_dataset):
@@ -357,7 +369,7 @@ def test_an_output_file_that_is_a_folder_fails_before_training(tmp_path, idx_dat
     "args,message",
     [
         (["--seed", str(2**32)], "--seed"),
-        (["--out", ""], "'out' must be a path"),
+        (["--out", ""], "'' is not a path (a non-empty string)"),
     ],
 )
 def test_more_usage_errors(args, message, idx_dataset):
@@ -373,3 +385,65 @@ def test_relative_data_dir_is_recorded_absolute(tmp_path, idx_dataset, monkeypat
     assert json.loads(result.stdout)["config"]["data_dir"] == str(idx_dataset)
     monkeypatch.chdir(tmp_path)  # evaluate from elsewhere finds the data again
     assert run("evaluate", tmp_path / "o" / "model.npz", "-q").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--hidden", "1000000000"], "'1000000000' is not a whole number from 1 to 65536"),
+        (["--epochs", str(2**63 - 1)], "is not a whole number from 1 to 100000"),
+        (["--batch-size", "10000000", "--optimizer", "sgd"], 'from 1 to 1000000 or "full"'),
+        (["--samples-per-class", "0"], "'0' is not a whole number from 1 to 1000000 or \"all\""),
+        (["--log-every", "1000000"], "--log-every"),
+        (["--lr", "nan"], "'nan' is not a number > 0"),
+        (["--lr", "inf"], "'inf' is not a number > 0"),
+        (["--momentum", "nan"], "'nan' is not a number in [0, 1)"),
+        (["--weight-decay", "inf"], "'inf' is not a number >= 0"),
+        (["--out", "runs/a\0b"], "is not a path without NUL characters"),
+        (["--data-dir", "d\0"], "is not a path without NUL characters"),
+    ],
+)
+def test_impossible_flags_are_one_line_usage_errors(args, message, idx_dataset, tmp_path):
+    result = run("train-multiclass", "--out", tmp_path / "o", *on(idx_dataset)[:2], *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1].startswith("Error: Invalid value for '--")
+    assert not (tmp_path / "o").exists()
+
+
+def test_one_digit_says_that_digits_takes_two():
+    result = run("train-binary", "--digits", 5, "--dataset", "mnist-sample")
+    assert result.exit_code == 2
+    assert "'--dataset' is not a digit; --digits takes two digits from 0 to 9" in result.stderr
+    assert "integer range" not in result.stderr
+
+
+def test_an_existing_file_is_not_an_output_folder(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    result = run("train-multiclass", "--out", afile)
+    assert result.exit_code == 2
+    assert f"Invalid value for '--out': '{afile}' is not a folder" in result.stderr
+
+
+def test_mirror_is_one_option_shared_by_every_command():
+    mirrors = [
+        param
+        for command in main.commands.values()
+        for param in command.params
+        if "--mirror" in param.opts
+    ]
+    assert {c for c in main.commands if c != "info"} == {
+        name for name, c in main.commands.items() if any(p in c.params for p in mirrors)
+    }
+    assert len({(p.help, p.multiple, p.metavar) for p in mirrors}) == 1
+
+
+def test_a_library_error_names_the_flag_of_its_setting(tmp_path, idx_dataset, monkeypatch):
+    def diverge(*args, **kwargs):
+        raise DivergenceError("training diverged: the learning rate is too large", setting="lr")
+
+    monkeypatch.setattr(experiment, "run_training", diverge)
+    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path, *FAST)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: training diverged: the learning rate is too large (--lr)\n"

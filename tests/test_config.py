@@ -1,11 +1,18 @@
 """Settings: defaults, TOML file, flags, and errors that name the key."""
 
+import dataclasses
 import json
+import math
+import pathlib
+import re
 
 import pytest
 
-from mnistnet.config import read_config_file, resolve_config
+from mnistnet import data, datasets, model, optimizers
+from mnistnet.cli.train import train_binary, train_multiclass
+from mnistnet.config import MAX_SEED, SETTINGS, TrainConfig, read_config_file, resolve_config
 from mnistnet.errors import ConfigError
+from mnistnet.tasks import TASKS
 
 
 def test_defaults_are_the_notebook():
@@ -51,7 +58,6 @@ def test_bad_files_name_the_key(tmp_path, text, message):
     path.write_text(text + "\n")
     with pytest.raises(ConfigError, match=message) as info:
         read_config_file(path)
-        resolve_config("binary", read_config_file(path), {})
     assert str(path) in str(info.value)
 
 
@@ -127,3 +133,131 @@ def test_repo_configs_are_valid():
         values = read_config_file(f)
         task = "binary" if "digits" in values else "multiclass"
         resolve_config(task, values, {})
+
+
+# --- The table of settings: everything else is derived from it ---------------
+
+
+def test_trainconfig_is_made_from_the_table():
+    fields = dataclasses.fields(TrainConfig)
+    assert [f.name for f in fields] == ["task", *SETTINGS]
+    for f in fields[1:]:
+        setting = SETTINGS[f.name]
+        if isinstance(setting.default, dict):  # per task: filled in for the task
+            for task in TASKS:
+                assert getattr(TrainConfig(task=task), f.name) == setting.default[task]
+        else:
+            assert f.default == setting.default
+    assert TrainConfig(task="multiclass").to_dict() == resolve_config("multiclass").to_dict()
+
+
+def test_allowed_values_come_from_the_modules_that_own_them():
+    assert SETTINGS["optimizer"].kind.choices is optimizers.OPTIMIZERS
+    assert SETTINGS["lr_schedule"].kind.choices is optimizers.SCHEDULES
+    assert SETTINGS["pixels"].kind.choices is data.PIXEL_SCALINGS
+    assert SETTINGS["init"].kind.choices is model.INIT_METHODS
+    assert SETTINGS["dataset"].kind.choices == tuple(datasets.DATASETS)
+    assert SETTINGS["seed"].kind.high == MAX_SEED == 2**32 - 1
+
+
+def _readme_settings_table():
+    """{first flag of the row: [cells]} of the README's table of training options."""
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Options and defaults", 1)[1].split("\n#", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `-"):
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            rows[re.search(r"`(--[a-z-]+)", cells[0])[1]] = cells
+    return rows
+
+
+def test_readme_documents_every_setting():
+    rows = _readme_settings_table()
+    for setting in SETTINGS.values():
+        assert setting.flag in rows, f"the README's options table lacks {setting.flag}"
+        _, default, values, meaning = rows[setting.flag]
+        shown = "; ".join(dict.fromkeys(setting.default_text(t) for t in setting.tasks))
+        assert default.replace("`", "") == shown, setting.name
+        assert values == setting.kind.values, setting.name
+        assert meaning
+    switches = {
+        opt
+        for command in (train_binary, train_multiclass)
+        for param in command.params
+        for opt in param.opts
+    }
+    assert set(rows) <= switches  # no row for an option that does not exist
+
+
+# --- Values a real run cannot use: one-line errors, never a traceback ---------
+
+DEEP = "x = " + "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (f"hidden = {2**63 - 1}", "'hidden' must be a whole number from 1 to 65536"),
+        ("hidden = 65537", "'hidden' must be a whole number from 1 to 65536"),
+        (f"epochs = {2**63 - 1}", "'epochs' must be a whole number from 1 to 100000"),
+        ("batch_size = 1000001", "'batch_size' must be a whole number from 1 to 1000000"),
+        ("samples_per_class = 1000001", "'samples_per_class' must be a whole number from 1"),
+        ("log_every = 100001", "'log_every' must be a whole number from 1 to 100000"),
+        (f"seed = {2**32}", "'seed' must be a whole number from 0 to 4294967295"),
+        ("lr = nan", "'lr' must be a number > 0, got nan"),
+        ("lr = inf", "'lr' must be a number > 0, got inf"),
+        ("momentum = nan", r"'momentum' must be a number in \[0, 1\)"),
+        ("weight_decay = inf", "'weight_decay' must be a number >= 0"),
+        ("weight_decay = " + "9" * 400, "'weight_decay' must be a number >= 0"),
+        ('out = "runs/a\\u0000b"', "'out' must be a path without NUL characters"),
+        ('data_dir = "d\\u0000"', "'data_dir' must be a path without NUL characters"),
+        (DEEP, "nested too deeply"),
+    ],
+)
+def test_impossible_values_in_files(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message) as info:
+        read_config_file(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_upper_limits_themselves_are_accepted(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("hidden = 65536\nepochs = 100000\nbatch_size = 1000000\nseed = 4294967295\n")
+    assert read_config_file(path) == {
+        "hidden": 65536,
+        "epochs": 100000,
+        "batch_size": 1000000,
+        "seed": MAX_SEED,
+    }
+
+
+def test_values_from_a_file_are_shown_short_and_escaped(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(f'dataset = "{"x" * 10000}"\n')
+    with pytest.raises(ConfigError, match="'dataset' must be one of") as info:
+        read_config_file(path)
+    assert len(str(info.value)) < 300
+    path.write_text('"\\u001b[2J" = 1\n')
+    with pytest.raises(ConfigError, match="unknown key") as info:
+        read_config_file(path)
+    assert "\x1b" not in str(info.value) and "\\x1b[2J" in str(info.value)
+
+
+def test_flag_values_get_the_same_checks():
+    with pytest.raises(ConfigError, match="^--hidden: 'hidden' must be a whole number from 1"):
+        resolve_config("multiclass", {}, {"hidden": 10**9})
+    with pytest.raises(ConfigError, match="^--lr: 'lr' must be a number > 0, got nan") as info:
+        resolve_config("multiclass", {}, {"lr": math.nan})
+    assert info.value.setting == "lr"
+    with pytest.raises(ConfigError, match="NUL"):
+        resolve_config("multiclass", {}, {"out": "a\0b"})
+
+
+def test_a_path_that_is_a_file_is_refused(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(ConfigError, match="'out' must be a folder, got"):
+        resolve_config("multiclass", {}, {"out": str(afile)})

@@ -12,143 +12,92 @@ import sys
 
 import click
 
-from mnistnet.cli._common import handle_errors, json_option, quiet_option
-from mnistnet.config import CHOICES, DEFAULTS, ConfigError, read_config_file, resolve_config
+from mnistnet.cli._common import (
+    handle_errors,
+    json_option,
+    mirror_option,
+    option_bundle,
+    quiet_option,
+)
+from mnistnet.config import (
+    SETTINGS,
+    Choice,
+    ConfigError,
+    Float,
+    Folder,
+    Int,
+    InvalidValue,
+    read_config_file,
+    resolve_config,
+)
 from mnistnet.errors import EXIT_INTERRUPTED
 from mnistnet.fileio import check_writable_dir
 
 
-class _IntOr(click.ParamType):
-    """A whole number >= 1, or one word (``all`` / ``full``)."""
+class _SettingType(click.ParamType):
+    """A flag's text, checked by its setting's kind: the check a config file's value gets.
 
-    def __init__(self, word):
-        self.word = word
-        self.name = f"N|{word}"
+    It converts the text to the value a config file would hold (``"all"``
+    stays a word); :func:`resolve_config` normalises it with the file's values.
+    """
+
+    def __init__(self, setting):
+        self.setting = setting
+        self.name = setting.name
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
+        if not isinstance(value, str):  # converted already
             return value
-        if value.lower() == self.word:
-            return self.word
         try:
-            number = int(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither a whole number nor '{self.word}'", param, ctx)
-        if number < 1:
-            self.fail(f"{number} must be >= 1", param, ctx)
-        return number
+            return self.setting.kind.from_flag(value)
+        except InvalidValue as exc:
+            self.fail(f"{value!r} is not {exc.expected}", param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        kind = self.setting.kind
+        if isinstance(kind, Choice):
+            return [CompletionItem(c) for c in kind.choices if c.startswith(incomplete)]
+        if isinstance(kind, Folder):
+            return [CompletionItem(incomplete, type="dir")]
+        return []
+
+
+def _help(setting, task):
+    """The setting's help, then its default for ``task`` and, for numbers, their range."""
+    if setting.required:
+        extra = ["required, or in --config"]
+    else:
+        extra = [f"default: {setting.default_text(task)}"]
+    if isinstance(setting.kind, (Int, Float)):
+        extra.append(setting.kind.values.replace("`", ""))
+    return f"{setting.help} [{'; '.join(extra)}]"
+
+
+def _setting_option(setting, task):
+    return click.option(
+        setting.flag,
+        setting.name,
+        type=_SettingType(setting),
+        nargs=setting.kind.nargs,
+        default=None,
+        metavar=setting.kind.metavar,
+        help=_help(setting, task),
+    )
 
 
 def _training_options(task):
-    d = DEFAULTS[task]
-
-    def default(text):
-        return f" [default: {text}]"
-
-    options = [
+    """Every setting of ``task`` as an option (from :data:`SETTINGS`), then this run's switches."""
+    return option_bundle(
         click.option(
             "--config",
             "config_file",
             type=click.Path(dir_okay=False),
             help="TOML file of settings (keys as the options, with _). Flags given here win.",
         ),
-        click.option(
-            "--dataset",
-            type=click.Choice(CHOICES["dataset"]),
-            help="Dataset to train on; fetched if missing." + default("mnist"),
-        ),
-        click.option(
-            "--data-dir",
-            type=click.Path(file_okay=False),
-            help="Folder holding (or to receive) the IDX files. Default: "
-            "$MNISTNET_DATA_DIR/<dataset>, else the user cache.",
-        ),
-        click.option(
-            "--mirror",
-            "mirrors",
-            multiple=True,
-            metavar="URL",
-            help="Base URL tried before the built-in mirrors (repeatable).",
-        ),
-        click.option(
-            "--samples-per-class",
-            type=_IntOr("all"),
-            help="First N training images of each class, or 'all'." + default(1000),
-        ),
-        click.option("--hidden", type=click.IntRange(min=1), help="Hidden units." + default(256)),
-        click.option("--epochs", type=click.IntRange(min=1), help="Epochs." + default(d["epochs"])),
-        click.option(
-            "--lr",
-            type=click.FloatRange(min=0, min_open=True),
-            help="Learning rate. The default suits the notebook's gd on the summed loss of raw "
-            "pixels; with --reduction mean --pixels unit try 0.1 (sgd, momentum) or 0.001 "
-            "(adam)." + default(d["lr"]),
-        ),
-        click.option(
-            "--optimizer",
-            type=click.Choice(CHOICES["optimizer"]),
-            help="gd = full batch (the notebook); sgd, momentum, adam = mini-batches."
-            + default("gd"),
-        ),
-        click.option(
-            "--batch-size",
-            type=_IntOr("full"),
-            help="Mini-batch size, or 'full'." + default("full for gd, 128 otherwise"),
-        ),
-        click.option(
-            "--momentum",
-            type=click.FloatRange(0, 1, max_open=True),
-            help="Momentum." + default(0.9),
-        ),
-        click.option(
-            "--weight-decay",
-            type=click.FloatRange(min=0),
-            help="L2 penalty on the weights (weight_decay/2 * ||W||^2)." + default(0),
-        ),
-        click.option(
-            "--lr-schedule",
-            type=click.Choice(CHOICES["lr_schedule"]),
-            help="Learning rate over the epochs." + default("constant"),
-        ),
-        click.option(
-            "--reduction",
-            type=click.Choice(CHOICES["reduction"]),
-            help="Gradient of the sum (the notebook) or the mean of per-sample losses."
-            + default("sum"),
-        ),
-        click.option(
-            "--pixels",
-            type=click.Choice(CHOICES["pixels"]),
-            help="raw = 0..255 (the notebook), unit = divided by 255." + default("raw"),
-        ),
-        click.option(
-            "--dtype", type=click.Choice(CHOICES["dtype"]), help="Float type." + default("float64")
-        ),
-        click.option(
-            "--init",
-            type=click.Choice(CHOICES["init"]),
-            help="notebook = N(0, 0.01) from RandomState(seed); xavier = N(0, 1/fan_in)."
-            + default("notebook"),
-        ),
-        click.option(
-            "--seed", type=click.IntRange(0, 2**32 - 1), help="Random seed." + default(d["seed"])
-        ),
-        click.option(
-            "--augment-shift",
-            type=click.IntRange(0, 8),
-            help="Shift each training image by up to K pixels, anew every epoch." + default(0),
-        ),
-        click.option(
-            "--log-every",
-            type=click.IntRange(min=1),
-            help="Print a row every N epochs." + default("epochs/10"),
-        ),
-        click.option(
-            "--out",
-            type=click.Path(file_okay=False),
-            help="Output folder."
-            + default("runs/binary-A-B" if task == "binary" else "runs/multiclass"),
-        ),
+        *(_setting_option(s, task) for s in SETTINGS.values() if task in s.tasks),
+        mirror_option,
         click.option("--no-plots", is_flag=True, help="Do not draw the PNG pictures."),
         click.option(
             "--save-on-interrupt",
@@ -163,25 +112,10 @@ def _training_options(task):
             help="Print one JSON line per epoch on stdout (with --json, the final "
             "document comes last, on one line).",
         ),
-    ]
-
-    def decorator(func):
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorator
+    )
 
 
 @click.command("train-binary")
-@click.option(
-    "--digits",
-    nargs=2,
-    type=click.IntRange(0, 9),
-    default=None,
-    metavar="A B",
-    help="Two different digits; A -> label 0, B -> label 1 (required, or in --config).",
-)
 @_training_options("binary")
 @handle_errors
 def train_binary(**options):
@@ -215,28 +149,21 @@ def train_multiclass(**options):
     _train("multiclass", options)
 
 
+# The flags about this one run, not settings: never in a config file.
+_SWITCHES = ("mirrors", "no_plots", "save_on_interrupt", "quiet", "as_json", "jsonl")
+
+
 def _train(task, options):
     from mnistnet import experiment
     from mnistnet.cli.progress import download_progress
-    from mnistnet.cli.reporting import TrainingReporter, summary_table
+    from mnistnet.cli.reporting import TrainingReporter
     from mnistnet.console import make_console, print_json
-    from mnistnet.plots import PICTURE_FILES
 
-    quiet, as_json, jsonl = options.pop("quiet"), options.pop("as_json"), options.pop("jsonl")
-    no_plots, save_on_interrupt = options.pop("no_plots"), options.pop("save_on_interrupt")
-    mirrors = options.pop("mirrors")
-    config_file = options.pop("config_file")
-    try:
-        file_values = read_config_file(config_file) if config_file else {}
-        config = resolve_config(task, file_values, options, config_path=config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    # Now, not after the training.
-    check_writable_dir(config.out_dir, "--out", experiment.OUTPUT_FILES + PICTURE_FILES)
-
-    console = make_console(quiet)
+    switches = {name: options.pop(name) for name in _SWITCHES}
+    config = _resolve(task, options.pop("config_file"), options)
+    console = make_console(switches["quiet"])
     with download_progress(console) as progress:
-        train, test = experiment.load_data(config, mirrors, progress=progress)
+        train, test = experiment.load_data(config, switches["mirrors"], progress=progress)
     console.print(
         f"{config.dataset}: {len(train)} training and {len(test)} test images "
         f"of {', '.join(map(str, config.classes))}"
@@ -246,28 +173,51 @@ def _train(task, options):
 
         def on_epoch(record):
             reporter.on_epoch(record)
-            if jsonl:
+            if switches["jsonl"]:
                 print_json(record.to_dict(), one_line=True)
 
         result = experiment.run_training(config, train, test, on_epoch=on_epoch)
 
+    save_on_interrupt = switches["save_on_interrupt"]
     if result.interrupted and not (save_on_interrupt and result.history.records):
         hint = "" if save_on_interrupt else " (--save-on-interrupt keeps what was trained)"
         console.print(
             f"Interrupted after {len(result.history.records)} epochs; nothing saved{hint}."
         )
         sys.exit(EXIT_INTERRUPTED)
+    _save_and_report(config, result, switches, console)
+
+
+def _resolve(task, config_file, flag_values):
+    """The run's config from the file and the flags; its output folder checked, before any work."""
+    from mnistnet.experiment import OUTPUT_FILES
+    from mnistnet.plots import PICTURE_FILES
+
+    try:
+        file_values = read_config_file(config_file) if config_file else {}
+        config = resolve_config(task, file_values, flag_values, config_path=config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    check_writable_dir(config.out_dir, "--out", OUTPUT_FILES + PICTURE_FILES)
+    return config
+
+
+def _save_and_report(config, result, switches, console):
+    """Write the run's files, then print the summary (and the JSON document)."""
+    from mnistnet import experiment
+    from mnistnet.cli.reporting import summary_table
+    from mnistnet.console import print_json
 
     out_dir = config.out_dir
     paths, meta = experiment.save_run(result, out_dir)
     plot_error = None
-    if not no_plots:
+    if not switches["no_plots"]:
         try:
             paths.update(experiment.write_plots(result, meta, out_dir))
         except Exception as exc:  # the model is saved already; report, keep it
             plot_error = exc
 
-    if as_json:
+    if switches["as_json"]:
         summary = {
             "config": config.to_dict(),
             "metrics": result.metrics,
@@ -276,7 +226,7 @@ def _train(task, options):
             "seconds": result.seconds,
             "paths": paths,
         }
-        print_json(summary, one_line=jsonl)
+        print_json(summary, one_line=switches["jsonl"])
     table, files = summary_table(result, paths)
     console.print(table)
     console.print(files)
