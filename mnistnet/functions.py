@@ -1,17 +1,17 @@
 """Activation and loss functions, pure and numerically stable.
 
-Two output heads, each an activation paired with its loss so that the
-gradient of the loss with respect to the logits is ``P - Y`` (see
+Each task has its output head: an activation paired with its loss so that
+the gradient of the loss with respect to the logits is ``P - Y`` (see
 sklearn's ``_backprop`` and Nielsen's ``CrossEntropyCost.delta``):
 
 =========  ==========  ====================  =====================
-head       activation  loss                  output units
+task       activation  loss                  output units
 =========  ==========  ====================  =====================
 binary     sigmoid     binary cross-entropy  1
 multiclass softmax     cross-entropy         K
 =========  ==========  ====================  =====================
 
-Losses are computed from the logits ``Z`` (log-sigmoid / log-sum-exp), so a
+Losses are computed from the logits ``Z`` (softplus / log-sum-exp), so a
 probability of exactly 0 or 1 never produces ``log(0)``, and nothing here
 ever raises a floating-point RuntimeWarning, even for logits of +-1e4.
 """
@@ -83,26 +83,12 @@ def softmax_with_stats(z, out=None):
     return out, row_max, np.log(norm, out=norm)
 
 
-def log_softmax(z):
-    """Row-wise ``log(softmax(z))`` via log-sum-exp, finite for any finite ``z``."""
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def log_sigmoid(z):
-    """``log(sigmoid(z)) = -softplus(-z)``, finite for any finite ``z``.
-
-    ``softplus(x) = max(x, 0) + log1p(exp(-|x|))``: the ``exp`` argument is
-    never positive, so it cannot overflow.
-    """
-    return -(np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z))))
-
-
 def binary_cross_entropy_from_logits(Z, Y):
     """Per-sample binary cross-entropy of ``sigmoid(Z)`` against ``Y``.
 
-    ``-[y log p + (1 - y) log(1 - p)]`` with ``log p = log_sigmoid(z)`` and
-    ``log(1 - p) = log_sigmoid(-z)``; equal to ``softplus(z) - y z``.
+    ``-[y log p + (1 - y) log(1 - p)]`` with ``p = sigmoid(z)`` equals
+    ``softplus(z) - y z``, and ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``:
+    the ``exp`` argument is never positive, so it cannot overflow.
 
     Parameters
     ----------
@@ -120,8 +106,13 @@ def binary_cross_entropy_from_logits(Z, Y):
     return np.maximum(Z, 0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))
 
 
-def cross_entropy_from_logits(Z, Y):
-    """Per-sample cross-entropy ``-sum_k y_k log softmax(z)_k``.
+def cross_entropy_from_stats(Z, Y, row_max, log_norm):
+    """Per-sample cross-entropy ``-sum_k y_k log softmax(z)_k``, from the logits
+    and :func:`softmax_with_stats`' row statistics (the forward pass keeps them).
+
+    ``-sum_k y_k (z_k - m - log_norm) = log_norm - (y . z - m)`` for rows
+    of ``Y`` that sum to 1. ``y . z - m`` is formed first: it is small when
+    the prediction is right, so nothing large cancels.
 
     Parameters
     ----------
@@ -129,34 +120,20 @@ def cross_entropy_from_logits(Z, Y):
         Logits.
     Y : ndarray of shape (n_samples, n_classes)
         One-hot targets (any rows that sum to 1).
+    row_max, log_norm : ndarray of shape (n_samples,)
+        From :func:`softmax_with_stats` of ``Z``.
 
     Returns
     -------
     ndarray of shape (n_samples,)
-    """
-    _, row_max, log_norm = softmax_with_stats(Z)
-    return cross_entropy_from_stats(Z, Y, row_max, log_norm)
-
-
-def cross_entropy_from_stats(Z, Y, row_max, log_norm):
-    """Cross-entropy from the logits and :func:`softmax_with_stats`' row statistics.
-
-    ``-sum_k y_k (z_k - m - log_norm) = log_norm - (y . z - m)`` for rows
-    of ``Y`` that sum to 1. ``y . z - m`` is formed first: it is small when
-    the prediction is right, so nothing large cancels.
     """
     target_logit = (Y * Z).sum(axis=1)
     target_logit -= row_max
     return log_norm - target_logit
 
 
-# A config string picks a function by key, as sklearn's ``_base.py`` does.
-LOSSES_FROM_LOGITS = {
-    "binary_cross_entropy": binary_cross_entropy_from_logits,
-    "cross_entropy": cross_entropy_from_logits,
-}
-
-# The two heads: output activation paired with its loss.
+# Each task's output head: its activation paired with its loss (the names
+# the model file records; model.forward and model.loss pick by the activation).
 HEADS = {
     "binary": {"activation": "sigmoid", "loss": "binary_cross_entropy"},
     "multiclass": {"activation": "softmax", "loss": "cross_entropy"},

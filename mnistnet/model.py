@@ -1,13 +1,14 @@
 """The two-layer network: parameters, forward pass, backward pass.
 
 Shapes, for ``n`` samples, ``d`` inputs (784), ``h`` hidden units and
-``k`` outputs (1 for the binary head, 10 for ten classes)::
+``k`` outputs (1 for the binary task, 10 for ten classes)::
 
     X  (n, d)      Z1 = X @ W1 + b1   (n, h)     A1 = sigmoid(Z1)
     W1 (d, h)      Z2 = A1 @ W2 + b2  (n, k)     P  = sigmoid(Z2) | softmax(Z2)
     W2 (h, k)
 
-Backward, with the output delta ``P - Y`` of each paired head and loss
+Backward, with the output delta ``P - Y`` of each task's paired activation
+and loss
 (divided by ``n`` when the loss is the mean instead of the sum)::
 
     D2 = (P - Y) [/ n]      dW2 = A1.T @ D2    db2 = sum(D2, axis=0)
@@ -25,7 +26,7 @@ import numpy as np
 
 from mnistnet.functions import (
     HEADS,
-    LOSSES_FROM_LOGITS,
+    binary_cross_entropy_from_logits,
     cross_entropy_from_stats,
     sigmoid,
     sigmoid_derivative_inplace,
@@ -138,14 +139,15 @@ def _workspace(ws, params, n):
     return ws
 
 
-def forward(params, X, head, ws=None):
+def forward(params, X, task, ws=None):
     """Forward pass.
 
     Parameters
     ----------
     params : dict of ndarray
     X : ndarray of shape (n_samples, n_in), same dtype as the parameters
-    head : {"binary", "multiclass"}
+    task : {"binary", "multiclass"}
+        Picks the output activation (:data:`mnistnet.functions.HEADS`).
     ws : Workspace, optional
         Buffers to write into; the returned arrays are views of it and are
         overwritten by the next call that uses the same workspace.
@@ -156,7 +158,7 @@ def forward(params, X, head, ws=None):
         Output probabilities.
     cache : dict
         ``X``, ``A1``, ``Z2`` and ``P``, what :func:`backward` and
-        :func:`loss` need.
+        :func:`loss` need; for softmax also its row statistics.
     """
     n = X.shape[0]
     ws = _workspace(ws, params, n)
@@ -167,23 +169,26 @@ def forward(params, X, head, ws=None):
     Z2 += params["b2"]
     P = ws.P[:n]
     cache = {"X": X, "A1": A1, "Z2": Z2, "P": P, "ws": ws}
-    if HEADS[head]["activation"] == "sigmoid":
+    if HEADS[task]["activation"] == "sigmoid":
         sigmoid(Z2, out=P)
-    else:
+    else:  # softmax; its row statistics make the loss a few operations more
         _, cache["row_max"], cache["log_norm"] = softmax_with_stats(Z2, out=P)
     return P, cache
 
 
-def loss(cache, Y, head):
+def loss(cache, Y, task):
     """Per-sample losses of the forward pass in ``cache``, from its logits.
+
+    Binary cross-entropy of the sigmoid output, or the cross-entropy of the
+    softmax from the row statistics :func:`forward` kept.
 
     Returns
     -------
     ndarray of shape (n_samples,)
     """
-    if "log_norm" in cache:  # softmax head: reuse the forward pass's row statistics
-        return cross_entropy_from_stats(cache["Z2"], Y, cache["row_max"], cache["log_norm"])
-    return LOSSES_FROM_LOGITS[HEADS[head]["loss"]](cache["Z2"], Y)
+    if HEADS[task]["activation"] == "sigmoid":
+        return binary_cross_entropy_from_logits(cache["Z2"], Y)
+    return cross_entropy_from_stats(cache["Z2"], Y, cache["row_max"], cache["log_norm"])
 
 
 def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
@@ -238,7 +243,7 @@ def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
     return g
 
 
-def predict_proba(params, X, head, batch_size=4096):
+def predict_proba(params, X, task, batch_size=4096):
     """Output probabilities for many samples, computed in chunks to bound memory.
 
     Returns
@@ -249,7 +254,7 @@ def predict_proba(params, X, head, batch_size=4096):
     out = np.empty((n, params["W2"].shape[1]), dtype=params["W1"].dtype)
     ws = Workspace(params, min(batch_size, max(n, 1)))
     for start in range(0, n, batch_size):
-        P, _ = forward(params, X[start : start + batch_size], head, ws)
+        P, _ = forward(params, X[start : start + batch_size], task, ws)
         out[start : start + len(P)] = P
     return out
 

@@ -53,17 +53,17 @@ def test_worked_example_by_hand():
     np.testing.assert_allclose(grads["b2"], [p - 1], rtol=1e-13)
 
 
-def _objective(params, X, Y, head, reduction, weight_decay=0.0):
-    _, cache = model.forward(params, X, head)
-    losses = model.loss(cache, Y, head)
+def _objective(params, X, Y, task, reduction, weight_decay=0.0):
+    _, cache = model.forward(params, X, task)
+    losses = model.loss(cache, Y, task)
     data = losses.sum() if reduction == "sum" else losses.mean()
     penalty = weight_decay / 2 * ((params["W1"] ** 2).sum() + (params["W2"] ** 2).sum())
     return data + penalty
 
 
-@pytest.mark.parametrize("head,n_out", [("binary", 1), ("multiclass", 4)])
+@pytest.mark.parametrize("task,n_out", [("binary", 1), ("multiclass", 4)])
 @pytest.mark.parametrize("reduction,weight_decay", [("sum", 0.0), ("mean", 0.0), ("mean", 0.3)])
-def test_gradients_match_finite_differences(head, n_out, reduction, weight_decay):
+def test_gradients_match_finite_differences(task, n_out, reduction, weight_decay):
     rng = np.random.default_rng(42)
     n, n_in, n_hidden = 7, 6, 5
     params = {
@@ -73,11 +73,11 @@ def test_gradients_match_finite_differences(head, n_out, reduction, weight_decay
         "b2": rng.normal(0, 0.5, n_out),
     }
     X = rng.normal(0, 1, (n, n_in))
-    if head == "binary":
+    if task == "binary":
         Y = rng.integers(0, 2, (n, 1)).astype(float)
     else:
         Y = np.eye(n_out)[rng.integers(0, n_out, n)]
-    _, cache = model.forward(params, X, head)
+    _, cache = model.forward(params, X, task)
     grads = model.backward(params, cache, Y, reduction, weight_decay)
     grads = {k: v.copy() for k, v in grads.items()}
 
@@ -87,9 +87,9 @@ def test_gradients_match_finite_differences(head, n_out, reduction, weight_decay
         for i in np.ndindex(value.shape):
             old = value[i]
             value[i] = old + eps
-            plus = _objective(params, X, Y, head, reduction, weight_decay)
+            plus = _objective(params, X, Y, task, reduction, weight_decay)
             value[i] = old - eps
-            minus = _objective(params, X, Y, head, reduction, weight_decay)
+            minus = _objective(params, X, Y, task, reduction, weight_decay)
             value[i] = old
             numeric[i] = (plus - minus) / (2 * eps)
         rel = np.linalg.norm(grads[name] - numeric) / (
