@@ -88,7 +88,7 @@ def time_mnistnet(X, y, batch, epochs):
         params,
         X,
         y,
-        head="multiclass",
+        task="multiclass",
         optimizer=make_optimizer("gd" if full else "momentum"),
         epochs=epochs + 1,
         lr=1e-5 if full else 0.05,

@@ -20,11 +20,10 @@ from mnistnet.fileio import write_json, write_text
 from mnistnet.functions import HEADS
 from mnistnet.optimizers import make_optimizer
 from mnistnet.pipeline import load_task_data
-from mnistnet.training import check_finite_loss, fit, score
+from mnistnet.tasks import N_INPUTS, N_OUTPUTS
+from mnistnet.training import check_loss, fit, score
 
-N_INPUTS = 784
 OUTPUT_FILES = ("model.npz", "history.csv", "metrics.json")
-OUTPUTS = {"binary": 1, "multiclass": 10}
 
 
 @dataclass
@@ -66,12 +65,17 @@ def load_data(config, mirrors=(), progress=None):
 
 
 def run_training(config, train, test, on_epoch=None):
-    """Train a fresh network on ``train`` as ``config`` says; score it on both splits."""
-    head = config.task
+    """Train a fresh network on ``train`` as ``config`` says; score it on both splits.
+
+    Raises :class:`~mnistnet.errors.DivergenceError` when the final weights
+    score a loss that is not finite or passes ``training.DIVERGED_LOSS``, as
+    every epoch's do in the loop (without a test set, the loop cannot see the
+    last update's result).
+    """
     params = model.init_params(
         N_INPUTS,
         config.hidden,
-        OUTPUTS[head],
+        N_OUTPUTS[config.task],
         method=config.init,
         seed=config.seed,
         dtype=np.dtype(config.dtype),
@@ -82,7 +86,7 @@ def run_training(config, train, test, on_epoch=None):
         params,
         train.X,
         train.y,
-        head=head,
+        task=config.task,
         optimizer=optimizer,
         epochs=config.epochs,
         lr=config.lr,
@@ -99,8 +103,8 @@ def run_training(config, train, test, on_epoch=None):
     seconds = time.perf_counter() - start
     metrics = {}
     for split in (train, test):
-        loss, acc, _ = score(params, split.X, split.y, head)
-        check_finite_loss(loss, config.lr, len(history.records))
+        loss, acc, _ = score(params, split.X, split.y, config.task)
+        check_loss(loss, len(history.records), config.lr, f"the mean {split.split} loss")
         metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
     return RunResult(config, params, history, train, test, metrics, seconds)
 
@@ -115,7 +119,7 @@ def build_metadata(result):
         "task": config.task,
         "classes": list(config.classes),
         "class_names": [names[c] for c in config.classes],
-        "layers": [N_INPUTS, config.hidden, OUTPUTS[config.task]],
+        "layers": [N_INPUTS, config.hidden, N_OUTPUTS[config.task]],
         "activations": ["sigmoid", head["activation"]],
         "loss": head["loss"],
         "pixels": config.pixels,

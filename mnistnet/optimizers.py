@@ -1,11 +1,19 @@
-"""Optimizers: objects with state and one method, ``step(params, grads, lr)``.
+"""Optimizers: objects with state and one method, ``update(theta, grad, lr)``.
 
-Each updates the arrays in ``params`` in place from the arrays in ``grads``
-(dicts with the same keys). ``grads`` may be overwritten: they are scratch
-buffers of the training loop. The update rules are elementwise, so the
-training loop hands them the whole parameter vector as one array (see
-:func:`mnistnet.model.pack`): one step is then a handful of whole-vector
-operations, not a handful per parameter.
+``theta`` is the whole parameter vector and ``grad`` the gradient laid out
+the same way (see :func:`mnistnet.model.pack`): the update rules are
+elementwise, so one step is a handful of whole-vector operations, not a
+handful per parameter. ``update`` changes ``theta`` in place and may
+overwrite ``grad`` (a scratch buffer of the training loop).
+
+Each class declares ``grad_includes_lr``. When True, ``update`` expects the
+gradient already multiplied by the learning rate (and ignores ``lr``): the
+training loop has backward fold ``lr`` into its small output delta, which
+saves a pass over every weight per step. Adam divides by its own running
+averages of the gradient, so it takes the plain gradient and ``lr``.
+
+The state an optimizer keeps between steps is plain arrays and ints (named
+in each class's docstring), so a run could be saved and resumed.
 
 Learning-rate schedules are pure functions of the epoch (nanoGPT's
 ``get_lr``): :func:`scheduled_lr`.
@@ -20,90 +28,84 @@ SCHEDULES = ("constant", "cosine", "step")
 
 
 class GradientDescent:
-    """Plain gradient descent: ``W <- W - lr * g``.
+    """Plain gradient descent: ``theta <- theta - lr * g``.
 
     ``gd`` (one step per epoch on the full batch, the notebook's) and
-    ``sgd`` (one step per mini-batch) share this update.
+    ``sgd`` (one step per mini-batch) share this update. No state.
     """
 
-    def step(self, params, grads, lr):
-        for g in grads.values():
-            g *= lr
-        self.step_prescaled(params, grads)
+    grad_includes_lr = True
 
-    def step_prescaled(self, params, lr_grads):
-        """The same step from gradients already multiplied by ``lr``.
-
-        The training loop has backward fold ``lr`` into its output delta,
-        which saves a pass over every weight per step.
-        """
-        for name, g in lr_grads.items():
-            params[name] -= g
+    def update(self, theta, grad, lr):
+        theta -= grad  # grad is lr * g
 
 
 class Momentum:
-    """Heavy-ball momentum: ``v <- mu * v - lr * g``; ``W <- W + v``.
+    """Heavy-ball momentum: ``v <- mu * v - lr * g``; ``theta <- theta + v``.
 
     The form of sklearn's ``SGDOptimizer`` (without Nesterov).
+
+    State: ``velocity``, an array shaped as ``theta`` (None before the first
+    step).
     """
+
+    grad_includes_lr = True
 
     def __init__(self, momentum=0.9):
         self.momentum = momentum
-        self.velocities = None
+        self.velocity = None
 
-    def step(self, params, grads, lr):
-        for g in grads.values():
-            g *= lr
-        self.step_prescaled(params, grads)
-
-    def step_prescaled(self, params, lr_grads):
-        """The same step from gradients already multiplied by ``lr`` (see GradientDescent)."""
-        if self.velocities is None:
-            self.velocities = {name: np.zeros_like(p) for name, p in params.items()}
-        for name, g in lr_grads.items():
-            v = self.velocities[name]
-            v *= self.momentum
-            v -= g
-            params[name] += v
+    def update(self, theta, grad, lr):
+        if self.velocity is None:
+            self.velocity = np.zeros_like(theta)
+        v = self.velocity
+        v *= self.momentum
+        v -= grad  # grad is lr * g
+        theta += v
 
 
 class Adam:
     """Adam (Kingma & Ba, 2015, Algorithm 1), defaults from the paper.
 
     ``m <- b1 m + (1 - b1) g``; ``v <- b2 v + (1 - b2) g^2``;
-    ``W <- W - lr * m_hat / (sqrt(v_hat) + eps)`` with the bias corrections
-    ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``.
+    ``theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)`` with the bias
+    corrections ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``.
+
+    State: ``m`` and ``v``, arrays shaped as ``theta`` (None before the
+    first step), and ``t``, the number of steps taken.
     """
+
+    grad_includes_lr = False
 
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
-        self.ms = self.vs = self._work = None
+        self.m = self.v = None
+        self._work = None  # scratch, not state
 
-    def step(self, params, grads, lr):
-        if self.ms is None:
-            self.ms = {name: np.zeros_like(p) for name, p in params.items()}
-            self.vs = {name: np.zeros_like(p) for name, p in params.items()}
-            self._work = {name: np.empty_like(p) for name, p in params.items()}
+    def update(self, theta, grad, lr):
+        if self.m is None:
+            self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
+        if self._work is None:
+            self._work = np.empty_like(theta)
         self.t += 1
         m_correction = 1 - self.beta1**self.t
         v_correction = 1 - self.beta2**self.t
-        for name, g in grads.items():
-            m, v, work = self.ms[name], self.vs[name], self._work[name]
-            m *= self.beta1
-            np.multiply(g, 1 - self.beta1, out=work)
-            m += work
-            v *= self.beta2
-            np.multiply(g, g, out=work)
-            work *= 1 - self.beta2
-            v += work
-            # work <- sqrt(v_hat) + eps; g <- lr * m_hat (g is scratch now)
-            np.multiply(v, 1 / v_correction, out=work)
-            np.sqrt(work, out=work)
-            work += self.eps
-            np.multiply(m, lr / m_correction, out=g)
-            g /= work
-            params[name] -= g
+        m, v, work = self.m, self.v, self._work
+        m *= self.beta1
+        np.multiply(grad, 1 - self.beta1, out=work)
+        m += work
+        v *= self.beta2
+        np.multiply(grad, grad, out=work)
+        work *= 1 - self.beta2
+        v += work
+        # work <- sqrt(v_hat) + eps; grad <- lr * m_hat (grad is scratch now)
+        np.multiply(v, 1 / v_correction, out=work)
+        np.sqrt(work, out=work)
+        work += self.eps
+        np.multiply(m, lr / m_correction, out=grad)
+        grad /= work
+        theta -= grad
 
 
 def make_optimizer(name, *, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -1,17 +1,20 @@
 """The training loop: returns a :class:`History` and never prints.
 
-It reads top to bottom, as nanoGPT's ``train.py``: for each batch gather,
-forward, loss, backward, step; at the end of the epoch measure and hand an
-:class:`EpochRecord` to ``on_epoch`` (the CLI's reporter).
+:func:`fit` reads top to bottom, as nanoGPT's ``train.py``: for each batch
+forward, loss, backward, update (:func:`_step`); at the end of the epoch
+check, score the test set and hand an :class:`EpochRecord` to ``on_epoch``
+(the CLI's reporter).
 
 Speed (all of it is here and in :class:`mnistnet.model.Workspace`):
 inputs are converted to the training dtype once, before the loop; every
 array a batch needs is allocated once and reused; mini-batches are gathered
 with ``np.take(..., out=buffer)`` from a shuffled index array (sklearn's
 "shuffle the sample indices instead of X and y"), never by copying the
-whole dataset; the full batch (the notebook's ``gd``) uses ``X`` as is.
+whole dataset (:class:`Batches`); the full batch (the notebook's ``gd``)
+uses ``X`` as is.
 """
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +25,10 @@ from mnistnet import model
 from mnistnet.data import shift_images, targets
 from mnistnet.errors import DivergenceError
 from mnistnet.optimizers import scheduled_lr
+
+# A mean loss above this many nats per image means training has blown up:
+# a net that only guesses scores about ln(10) = 2.3.
+DIVERGED_LOSS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class History:
         return [getattr(r, name) for r in self.records]
 
 
-def score(params, X, y, head, batch_size=4096, ws=None):
+def score(params, X, y, task, batch_size=4096, ws=None):
     """Mean loss and accuracy of ``params`` on ``X`` with labels ``y``.
 
     ``ws``, a :class:`~mnistnet.model.Workspace` for ``batch_size`` samples,
@@ -68,7 +75,8 @@ def score(params, X, y, head, batch_size=4096, ws=None):
     -------
     loss : float
         Not finite (and no warning) when the weights are so large that the
-        logits overflow: the caller decides whether that is divergence.
+        logits overflow: the caller decides whether that is divergence
+        (:func:`check_loss`).
     accuracy : float
     P : ndarray of shape (n_samples, n_out), the output probabilities
     """
@@ -83,19 +91,69 @@ def score(params, X, y, head, batch_size=4096, ws=None):
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             Y = targets(y[start:stop], n_out, params["W1"].dtype)
-            P, cache = model.forward(params, X[start:stop], head, ws)
-            total_loss += float(model.loss(cache, Y, head).sum())
+            P, cache = model.forward(params, X[start:stop], task, ws)
+            total_loss += float(model.loss(cache, Y, task).sum())
             correct += int((model.predict(P) == y[start:stop]).sum())
             P_all[start:stop] = P
     return total_loss / max(n, 1), correct / max(n, 1), P_all
 
 
+class Batches:
+    """One epoch's batches ``(X, Y, y)`` each time it is iterated.
+
+    ``Y`` are the targets of ``y`` for ``n_out`` outputs, made once here.
+    The full batch (``batch_size`` None or at least ``len(X)``) is the
+    arrays themselves. Mini-batches follow a fresh permutation drawn from
+    ``rng`` at the start of each epoch and are gathered into buffers
+    allocated here, once. With ``augment_shift``, every batch's images are
+    shifted (:func:`mnistnet.data.shift_images`, shifts drawn from ``rng``)
+    into a buffer of their own. The arrays yielded are overwritten by the
+    next batch.
+    """
+
+    def __init__(self, X, y, n_out, batch_size=None, augment_shift=0, rng=None):
+        n = len(X)
+        Y = targets(y, n_out, X.dtype)
+        self.X, self.Y, self.y = X, Y, y
+        self.full = batch_size is None or batch_size >= n
+        self.size = n if self.full else batch_size
+        self.augment_shift = augment_shift
+        self.rng = np.random.default_rng(0) if rng is None else rng
+        size = 0 if self.full else self.size
+        self._X = np.empty((size, X.shape[1]), X.dtype)
+        self._Y = np.empty((size, Y.shape[1]), Y.dtype)
+        self._y = np.empty(size, y.dtype)
+        self._shifted = np.empty((self.size if augment_shift else 0, X.shape[1]), X.dtype)
+
+    def __iter__(self):
+        if self.full:
+            yield self._shift(self.X), self.Y, self.y
+            return
+        order = self.rng.permutation(len(self.X))
+        for start in range(0, len(order), self.size):
+            idx = order[start : start + self.size]
+            m = len(idx)
+            # mode="clip": with the default "raise", take() writes to a hidden
+            # temporary and copies it into out (numpy docs); the indices are a
+            # permutation, always in range.
+            X = np.take(self.X, idx, axis=0, out=self._X[:m], mode="clip")
+            Y = np.take(self.Y, idx, axis=0, out=self._Y[:m], mode="clip")
+            y = np.take(self.y, idx, out=self._y[:m], mode="clip")
+            yield self._shift(X), Y, y
+
+    def _shift(self, X):
+        if not self.augment_shift:
+            return X
+        return shift_images(X, self.augment_shift, self.rng, out=self._shifted[: len(X)])
+
+
+@np.errstate(over="ignore", invalid="ignore")  # overflow shows up as divergence below
 def fit(
     params,
     X,
     y,
     *,
-    head,
+    task,
     optimizer,
     epochs,
     lr,
@@ -109,156 +167,118 @@ def fit(
     y_test=None,
     on_epoch=None,
 ):
-    """Train ``params`` in place.
+    """Train ``params`` (:func:`mnistnet.model.init_params`) in place; return a :class:`History`.
 
-    Parameters
-    ----------
-    params : dict of ndarray
-        From :func:`mnistnet.model.init_params`; updated in place.
-    X : ndarray of shape (n_samples, n_in), same dtype as ``params``
-    y : ndarray of shape (n_samples,), int labels 0..n_out-1 (0/1 for binary)
-    head : {"binary", "multiclass"}
-    optimizer : an object of :mod:`mnistnet.optimizers`
-    epochs : int
-    lr : float
-        Base learning rate, per epoch through ``lr_schedule``.
-    batch_size : int or None
-        None: one full-batch step per epoch.
-    reduction : {"sum", "mean"}
-    weight_decay : float
-        L2 penalty on the weights (see :func:`mnistnet.model.backward`).
-    augment_shift : int
-        Translate every training image by up to this many pixels, drawn anew
-        each epoch from ``rng``.
-    rng : numpy.random.Generator
-        Shuffles mini-batches and draws shifts.
-    X_test, y_test : optional
-        Scored after every epoch (``test_acc``).
-    on_epoch : callable(EpochRecord), optional
-
-    Returns
-    -------
-    History
-        ``interrupted`` is True when Ctrl-C stopped it; ``params`` then hold
-        the weights of the last finished epoch.
-
-    Raises
-    ------
-    DivergenceError
-        When a batch's loss or, after an epoch, any weight is not finite.
+    ``X`` (n_samples, n_in) has the parameters' dtype, ``y`` labels 0..n_out-1;
+    ``lr`` is the base rate, per epoch through ``lr_schedule``; ``batch_size``
+    None: one full-batch step per epoch. ``X_test``, ``y_test`` are scored
+    after every epoch. After Ctrl-C, ``history.interrupted`` is True and
+    ``params`` hold the last finished epoch's weights. Raises
+    :class:`DivergenceError` (see :func:`check_loss`).
     """
-    n = len(X)
     dtype = params["W1"].dtype
     if X.dtype != dtype:
         raise ValueError(f"X has dtype {X.dtype}, the parameters {dtype}")
-    rng = np.random.default_rng(0) if rng is None else rng
-    n_out = params["W2"].shape[1]
-    Y = targets(y, n_out, dtype)  # converted once, gathered per batch
-    full_batch = batch_size is None or batch_size >= n
-    capacity = n if full_batch else batch_size
-    # Train on one flat parameter vector (views keep the names); the
-    # optimizer then updates everything with a few whole-vector operations.
-    theta, views = model.pack(params)
-    ws = model.Workspace(views, capacity)
-    flat_params, flat_grads = {"theta": theta}, {"theta": ws.grad_vector}
-    prescaled = hasattr(optimizer, "step_prescaled")
-    if not full_batch:
-        X_batch = np.empty((capacity, X.shape[1]), dtype)
-        Y_batch = np.empty((capacity, n_out), dtype)
-        y_batch = np.empty(capacity, y.dtype)
-    if augment_shift:
-        X_shifted = np.empty((capacity, X.shape[1]), dtype)
-    if X_test is not None and len(X_test):
-        test_ws = model.Workspace(views, min(4096, len(X_test)))
-
+    theta, views = model.pack(params)  # one vector: an update is a few whole-vector operations
+    batches = Batches(X, y, params["W2"].shape[1], batch_size, augment_shift, rng)
+    ws = model.Workspace(views, batches.size)
+    step = functools.partial(_step, views, theta, ws, optimizer, task, reduction, weight_decay)
+    score_test = _test_scorer(views, X_test, y_test, task)
     history = History()
-    # The weights at the end of the last whole epoch: what Ctrl-C hands back, so
-    # a saved model matches its history (copying 200k numbers per epoch is free).
-    completed = theta.copy()
+    completed = theta.copy()  # the last finished epoch's weights, for Ctrl-C
     start_time = time.perf_counter()
-    # Overflow can only come from weights that have already blown up; it is
-    # caught below as a non-finite loss and reported as divergence.
-    with np.errstate(over="ignore", invalid="ignore"):
-        try:
-            for epoch in range(epochs):
-                epoch_lr = scheduled_lr(lr, epoch, epochs, lr_schedule)
-                total_loss = 0.0
-                correct = 0
-                order = None if full_batch else rng.permutation(n)
-                for start in range(0, n, capacity):
-                    if full_batch:
-                        Xb, Yb, yb = X, Y, y
-                    else:
-                        idx = order[start : start + capacity]
-                        m = len(idx)
-                        # mode="clip": with the default "raise", take() writes to a
-                        # hidden temporary and copies it into out (numpy docs);
-                        # the indices are a permutation, always in range.
-                        Xb = np.take(X, idx, axis=0, out=X_batch[:m], mode="clip")
-                        Yb = np.take(Y, idx, axis=0, out=Y_batch[:m], mode="clip")
-                        yb = np.take(y, idx, out=y_batch[:m], mode="clip")
-                    if augment_shift:
-                        Xb = shift_images(Xb, augment_shift, rng, out=X_shifted[: len(Xb)])
-
-                    P, cache = model.forward(views, Xb, head, ws)
-                    batch_loss = float(model.loss(cache, Yb, head).sum())
-                    check_finite_loss(batch_loss, lr, epoch + 1)
-                    if prescaled:  # lr folded into backward's output delta
-                        model.backward(views, cache, Yb, reduction, weight_decay, epoch_lr)
-                        optimizer.step_prescaled(flat_params, flat_grads)
-                    else:
-                        model.backward(views, cache, Yb, reduction, weight_decay)
-                        optimizer.step(flat_params, flat_grads, epoch_lr)
-
-                    total_loss += batch_loss
-                    correct += int(np.count_nonzero(model.predict(P) == yb))
-
-                if not np.isfinite(theta).all():
-                    raise _diverged(epoch + 1, lr)
-                if total_loss / n > DIVERGED_LOSS:
-                    raise _diverged(
-                        epoch + 1, lr, f"the mean loss reached {total_loss / n:.3g} per image"
-                    )
-                test_acc = None
-                if X_test is not None and len(X_test):
-                    test_loss, test_acc, _ = score(views, X_test, y_test, head, ws=test_ws)
-                    check_finite_loss(test_loss, lr, epoch + 1)
-                record = EpochRecord(
-                    epoch=epoch + 1,
-                    loss=total_loss / n,
-                    train_acc=correct / n,
-                    test_acc=test_acc,
-                    seconds=time.perf_counter() - start_time,
-                    lr=epoch_lr,
-                )
-                history.records.append(record)
-                np.copyto(completed, theta)
-                if on_epoch is not None:
-                    on_epoch(record)
-        except KeyboardInterrupt:
-            history.interrupted = True
-            np.copyto(theta, completed)
-        finally:
-            for name, value in views.items():
-                params[name][...] = value
+    end_of_epoch = functools.partial(_end_of_epoch, theta, score_test, len(X), lr, start_time)
+    try:
+        for epoch in range(1, epochs + 1):
+            epoch_lr = scheduled_lr(lr, epoch - 1, epochs, lr_schedule)
+            # forward, backward, update, batch by batch
+            total_loss, correct = 0.0, 0
+            for X_batch, Y_batch, y_batch in batches:
+                loss, hits = step(X_batch, Y_batch, y_batch, epoch_lr)
+                if not math.isfinite(loss):
+                    raise _diverged(epoch, lr)
+                total_loss += loss
+                correct += hits
+            # end of epoch: checks, test score, record
+            record = end_of_epoch(epoch, epoch_lr, total_loss, correct)
+            history.records.append(record)
+            np.copyto(completed, theta)
+            if on_epoch is not None:
+                on_epoch(record)
+    except KeyboardInterrupt:  # a saved model must match its history
+        history.interrupted = True
+        np.copyto(theta, completed)
+    finally:
+        for name, value in views.items():
+            params[name][...] = value
     return history
 
 
-# A mean loss above this many nats per image means training has blown up:
-# a net that only guesses scores about ln(10) = 2.3.
-DIVERGED_LOSS = 1000.0
+def _step(params, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr):
+    """One step on a batch: forward, loss, backward, update.
+
+    ``params`` are named views of the flat vector ``theta``. Returns the
+    batch's summed loss and its number of right predictions; a loss that is
+    not finite returns before the update (the caller stops there).
+    """
+    P, cache = model.forward(params, X, task, ws)
+    loss = float(model.loss(cache, Y, task).sum())
+    if not math.isfinite(loss):
+        return loss, 0
+    # lr * gradient, for the optimizers that step on it, comes from lr folded
+    # into backward's (batch, outputs) output delta: no pass over the weights.
+    scale = lr if optimizer.grad_includes_lr else 1.0
+    model.backward(params, cache, Y, reduction, weight_decay, scale)
+    optimizer.update(theta, ws.grad_vector, lr)
+    return loss, int(np.count_nonzero(model.predict(P) == y))
 
 
-def check_finite_loss(loss, lr, epoch):
-    """Raise :class:`DivergenceError` unless ``loss`` is a finite number."""
+def _test_scorer(params, X, y, task):
+    """``score`` on the test set, with a workspace made once; None without one."""
+    if X is None or not len(X):
+        return None
+    ws = model.Workspace(params, min(4096, len(X)))
+    return lambda: score(params, X, y, task, ws=ws)
+
+
+def _end_of_epoch(theta, score_test, n, lr, start_time, epoch, epoch_lr, total_loss, correct):
+    """Check a finished epoch, score the test set; return the epoch's record.
+
+    ``total_loss`` and ``correct`` are the sums over the epoch's ``n``
+    samples. The training loss judges the weights the epoch started from;
+    the test loss, when there is a test set, the weights its updates left,
+    so even the last epoch's update is checked here.
+    """
+    loss = total_loss / n
+    if not np.isfinite(theta).all():
+        raise _diverged(epoch, lr)
+    check_loss(loss, epoch, lr)
+    test_acc = None
+    if score_test is not None:
+        test_loss, test_acc, _ = score_test()
+        check_loss(test_loss, epoch, lr, "the mean test loss")
+    seconds = time.perf_counter() - start_time
+    return EpochRecord(epoch, loss, correct / n, test_acc, seconds, epoch_lr)
+
+
+def check_loss(loss, epoch, lr, what="the mean loss"):
+    """Raise :class:`DivergenceError` unless ``loss`` (mean per image) is finite
+    and at most :data:`DIVERGED_LOSS`.
+
+    ``epoch`` (1-based) and ``lr`` (the base learning rate) go into the
+    message; ``what`` names the loss there.
+    """
     if not math.isfinite(loss):
         raise _diverged(epoch, lr)
+    if loss > DIVERGED_LOSS:
+        raise _diverged(epoch, lr, f"{what} reached {loss:.3g} per image")
 
 
 def _diverged(epoch, lr, why="the loss or the weights are no longer finite numbers"):
     return DivergenceError(
-        f"training diverged at epoch {epoch}: {why}. Try a smaller --lr (now {lr:g}): "
-        "the notebook's recipes (gd, summed loss, raw pixels) train at 1e-05 (binary) and "
-        "1.7e-05 (ten classes); --reduction mean --pixels unit at about 0.1 (sgd, momentum) "
-        "or 0.001 (adam)."
+        f"training diverged at epoch {epoch}: {why}. Try a smaller learning rate "
+        f"(now {lr:g}): the notebook's recipes (optimizer gd, reduction sum, pixels raw) "
+        "train at 1e-05 (binary) and 1.7e-05 (ten classes); with reduction mean and "
+        "pixels unit, about 0.1 suits sgd and momentum and 0.001 suits adam.",
+        setting="lr",
     )

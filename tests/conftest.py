@@ -132,7 +132,7 @@ def train_tiny_model(path, task, classes, *, hidden=16, epochs=8, samples_per_cl
         params,
         train.X,
         train.y,
-        head=task,
+        task=task,
         optimizer=optimizers.make_optimizer("adam"),
         epochs=epochs,
         lr=1e-3,

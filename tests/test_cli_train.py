@@ -212,7 +212,7 @@ def test_divergence_exit_1_and_no_files(tmp_path, idx_dataset):
         *FAST,
     )
     assert result.exit_code == 1
-    assert "diverged" in result.output and "smaller --lr" in result.output
+    assert "diverged" in result.output and "smaller learning rate" in result.output
     assert not out.exists()
 
 

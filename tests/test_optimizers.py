@@ -1,5 +1,6 @@
 """Optimizer updates against the formulas, written out by hand for two steps."""
 
+import copy
 import math
 
 import numpy as np
@@ -8,51 +9,49 @@ import pytest
 from mnistnet.optimizers import Adam, GradientDescent, Momentum, make_optimizer, scheduled_lr
 
 
-def _params():
-    return {
-        "W1": np.array([[1.0, -2.0]]),
-        "b1": np.array([0.5]),
-        "W2": np.array([[3.0]]),
-        "b2": np.array([0.0]),
-    }
+def _theta():
+    return np.array([1.0, -2.0, 0.5, 3.0])
 
 
-def _grads(scale):
-    return {
-        "W1": np.array([[0.1, 0.2]]) * scale,
-        "b1": np.array([-0.3]) * scale,
-        "W2": np.array([[1.0]]) * scale,
-        "b2": np.array([2.0]) * scale,
-    }
+def _grad(scale):
+    return np.array([0.1, 0.2, -0.3, 1.0]) * scale
 
 
-def test_gradient_descent():
-    p = _params()
-    GradientDescent().step(p, _grads(1), lr=0.5)
-    assert p["W1"].tolist() == [[1.0 - 0.05, -2.0 - 0.1]]
-    assert p["b1"].tolist() == [0.5 + 0.15]
-    assert p["b2"].tolist() == [-1.0]
+def _update(opt, theta, grad, lr):
+    """What the training loop hands ``update``: ``lr * grad`` when the optimizer asks for it."""
+    opt.update(theta, lr * grad if opt.grad_includes_lr else grad.copy(), lr)
+
+
+def test_gradient_descent_steps_on_the_learning_rate_times_the_gradient():
+    theta = _theta()
+    opt = GradientDescent()
+    assert opt.grad_includes_lr
+    _update(opt, theta, _grad(1), lr=0.5)
+    assert theta.tolist() == [1.0 - 0.05, -2.0 - 0.1, 0.5 + 0.15, 3.0 - 0.5]
 
 
 def test_momentum_two_steps():
-    p = _params()
+    theta = _theta()
     opt = Momentum(momentum=0.9)
-    opt.step(p, _grads(1), lr=0.1)
-    opt.step(p, _grads(2), lr=0.1)
+    assert opt.grad_includes_lr and opt.velocity is None
+    _update(opt, theta, _grad(1), lr=0.1)
+    _update(opt, theta, _grad(2), lr=0.1)
     v1 = -0.1 * 1.0
     v2 = 0.9 * v1 - 0.1 * 2.0
-    assert p["W2"][0, 0] == pytest.approx(3.0 + v1 + v2)
-    v1 = -0.1 * 2.0
-    v2 = 0.9 * v1 - 0.1 * 4.0
-    assert p["b2"][0] == pytest.approx(v1 + v2)
+    assert theta[3] == pytest.approx(3.0 + v1 + v2, rel=1e-15)
+    assert opt.velocity[3] == pytest.approx(v2, rel=1e-15)
+    v1 = -0.1 * -0.3
+    v2 = 0.9 * v1 - 0.1 * -0.6
+    assert theta[2] == pytest.approx(0.5 + v1 + v2, rel=1e-15)
 
 
 def test_adam_two_steps_as_in_the_paper():
-    p = _params()
+    theta = _theta()
     opt = Adam()  # beta1 0.9, beta2 0.999, eps 1e-8
+    assert not opt.grad_includes_lr
     lr = 0.01
-    opt.step(p, _grads(1), lr=lr)
-    opt.step(p, _grads(-3), lr=lr)
+    _update(opt, theta, _grad(1), lr=lr)
+    _update(opt, theta, _grad(-3), lr=lr)
     w = 3.0
     m = v = 0.0
     for t, g in ((1, 1.0), (2, -3.0)):
@@ -60,27 +59,31 @@ def test_adam_two_steps_as_in_the_paper():
         v = 0.999 * v + 0.001 * g * g
         m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
         w -= lr * m_hat / (math.sqrt(v_hat) + 1e-8)
-    assert p["W2"][0, 0] == pytest.approx(w, rel=1e-12)
+    assert theta[3] == pytest.approx(w, rel=1e-12)
+    assert opt.m[3] == pytest.approx(m, rel=1e-12) and opt.v[3] == pytest.approx(v, rel=1e-12)
     assert opt.t == 2
 
 
-def test_prescaled_steps_equal_steps():
-    for name in ("gd", "momentum"):
-        a, b = _params(), _params()
-        opt_a, opt_b = make_optimizer(name), make_optimizer(name)
-        for scale in (1, -2):
-            opt_a.step(a, _grads(scale), lr=0.1)
-            opt_b.step_prescaled(b, {k: 0.1 * v for k, v in _grads(scale).items()})
-        for k in a:
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-15)
+@pytest.mark.parametrize("name,state", [("momentum", ("velocity",)), ("adam", ("m", "v", "t"))])
+def test_the_documented_state_is_all_a_resumed_run_needs(name, state):
+    a, b = _theta(), _theta()
+    opt_a, opt_b = make_optimizer(name), make_optimizer(name)
+    _update(opt_a, a, _grad(1), lr=0.1)
+    _update(opt_b, b, _grad(1), lr=0.1)
+    resumed = make_optimizer(name)  # a fresh object, given only the documented state
+    for attr in state:
+        setattr(resumed, attr, copy.deepcopy(getattr(opt_b, attr)))
+    _update(opt_a, a, _grad(-2), lr=0.1)
+    _update(resumed, b, _grad(-2), lr=0.1)
+    assert a.tolist() == b.tolist()
 
 
-def test_float32_stays_float32():
-    p = {k: v.astype(np.float32) for k, v in _params().items()}
-    for name in ("sgd", "momentum", "adam"):
-        opt = make_optimizer(name)
-        opt.step(p, {k: v.astype(np.float32) for k, v in _grads(1).items()}, lr=0.1)
-        assert all(v.dtype == np.float32 for v in p.values())
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_float32_stays_float32(name):
+    theta = _theta().astype(np.float32)
+    opt = make_optimizer(name)
+    _update(opt, theta, _grad(1).astype(np.float32), lr=np.float32(0.1))
+    assert theta.dtype == np.float32
 
 
 def test_schedules():

@@ -32,6 +32,7 @@ from mnistnet.config import (
 )
 from mnistnet.errors import EXIT_INTERRUPTED
 from mnistnet.fileio import check_writable_dir
+from mnistnet.tasks import N_OUTPUTS
 
 
 class _SettingType(click.ParamType):
@@ -168,7 +169,7 @@ def _train(task, options):
         f"{config.dataset}: {len(train)} training and {len(test)} test images "
         f"of {', '.join(map(str, config.classes))}"
     )
-    title = f"784-{config.hidden}-{experiment.OUTPUTS[task]} ({config.optimizer}, lr {config.lr:g})"
+    title = f"784-{config.hidden}-{N_OUTPUTS[task]} ({config.optimizer}, lr {config.lr:g})"
     with TrainingReporter(console, config.epochs, config.log_interval, title) as reporter:
 
         def on_epoch(record):
