@@ -20,7 +20,7 @@ from mnistnet.fileio import write_json, write_text
 from mnistnet.functions import HEADS
 from mnistnet.optimizers import make_optimizer
 from mnistnet.pipeline import load_task_data
-from mnistnet.tasks import N_INPUTS, N_OUTPUTS
+from mnistnet.tasks import N_INPUTS, N_OUTPUTS, task_title
 from mnistnet.training import check_loss, fit, score
 
 OUTPUT_FILES = ("model.npz", "history.csv", "metrics.json")
@@ -183,16 +183,10 @@ def write_plots(result, meta, out_dir):
     from mnistnet import plots  # matplotlib is heavy: import it only when drawing
 
     config = result.config
-    title = f"{_task_title(config)} on {config.dataset}"
+    title = f"{task_title(config.task, [str(c) for c in config.classes])} on {config.dataset}"
     columns = {
         name: result.history.column(name) for name in ("epoch", "loss", "train_acc", "test_acc")
     }
     written = plots.plot_history(columns, out_dir, title)
     written += plots.plot_report(result.params, meta, result.test, out_dir, train=result.train)
     return {os.path.splitext(os.path.basename(p))[0]: p for p in written}
-
-
-def _task_title(config):
-    if config.task == "binary":
-        return f"binary {config.digits[0]} vs {config.digits[1]}"
-    return "ten classes"

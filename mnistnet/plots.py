@@ -27,6 +27,8 @@ import os
 import numpy as np
 
 from mnistnet.fileio import atomic_path
+from mnistnet.model import predict
+from mnistnet.tasks import task_title
 
 DPI = 100  # figure sizes below are in inches; pixels = inches * DPI
 SIZES = {  # (width, height) in inches: about 800-1000 pixels, fits a laptop screen
@@ -70,11 +72,9 @@ def predicted_confidence(P):
     confidence : ndarray of shape (n,), float in [0.5, 1] (binary) or [1/K, 1]
     """
     P = np.asarray(P)
-    if P.shape[1] == 1:
-        p1 = P[:, 0]
-        y_pred = (p1 >= 0.5).astype(np.intp)
-        return y_pred, np.where(y_pred == 1, p1, 1 - p1)
-    y_pred = P.argmax(axis=1)
+    y_pred = predict(P)
+    if P.shape[1] == 1:  # the probability of label 1; of label 0 it is 1 - p
+        return y_pred, np.where(y_pred == 1, P[:, 0], 1 - P[:, 0])
     return y_pred, P[np.arange(len(P)), y_pred]
 
 
@@ -170,7 +170,7 @@ def plot_history(history, out_dir, title):
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss per training image")
     ax.set_title(f"{title}: training loss")
-    _epoch_ticks(ax, epochs)
+    _epoch_ticks(ax)
     ax.grid(True, alpha=0.3)
     ax.legend()
     paths.append(_save(fig, out_dir, "loss.png"))
@@ -192,7 +192,7 @@ def plot_history(history, out_dir, title):
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{title}: accuracy")
-    _epoch_ticks(ax, epochs)
+    _epoch_ticks(ax)
     ax.grid(True, alpha=0.3)
     ax.legend()
     paths.append(_save(fig, out_dir, "accuracy.png"))
@@ -265,7 +265,7 @@ def plot_binary_examples(data, P, names, meta, out_dir, per_row=5):
                 ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=11, color="0.4")
         axes[r, 0].set_ylabel(label, fontsize=11, rotation=0, ha="right", va="center", labelpad=8)
     fig.suptitle(
-        f"{describe_task(meta)} on {data.dataset} {data.split}: examples\n"
+        f"{_heading(meta, names, data)}: examples\n"
         f"positive = {pos}; errors are the most confident ones; (p) = probability of "
         "the prediction",
         fontsize=12,
@@ -308,7 +308,7 @@ def plot_confusion(data, P, names, meta, out_dir):
     ax.set_ylabel("true class", fontsize=11)
     acc = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(
-        f"{describe_task(meta)} on {data.dataset} {data.split}: confusion matrix\n"
+        f"{_heading(meta, names, data)}: confusion matrix\n"
         f"{cm.sum():,} images, accuracy {100 * acc:.2f}%",
         fontsize=12,
     )
@@ -335,7 +335,7 @@ def plot_errors(data, P, names, meta, out_dir, k=30, cols=6):
         axes.flat[0].text(0.5, 0.5, "no errors", ha="center", va="center", fontsize=12)
     n_wrong = int(np.count_nonzero(y_pred != data.y))
     fig.suptitle(
-        f"{describe_task(meta)} on {data.dataset} {data.split}: the {len(picked)} most "
+        f"{_heading(meta, names, data)}: the {len(picked)} most "
         f"confident of {n_wrong:,} errors\n(p) = probability the model gave its wrong answer",
         fontsize=12,
     )
@@ -370,7 +370,7 @@ def plot_examples(data, P, names, meta, out_dir, cols=5):
                 color=WRONG,
             )
     fig.suptitle(
-        f"{describe_task(meta)} on {data.dataset} {data.split}: one correct example per class\n"
+        f"{_heading(meta, names, data)}: one correct example per class\n"
         "(p) = the model's probability for it, the highest of its class",
         fontsize=12,
     )
@@ -406,9 +406,9 @@ def plot_hidden_units(params, meta, out_dir, n_units=64, cols=8):
             ax.set_title(str(j), fontsize=8, pad=2)
     fig.colorbar(im, ax=axes, shrink=0.6, label="weight (red: brighter pixel raises the unit)")
     dataset = (meta.get("dataset") or {}).get("name", "?")
+    title = task_title(meta["task"], display_names(meta))
     fig.suptitle(
-        f"{describe_task(meta)} on {dataset}: incoming weights of hidden units 0-{n - 1} "
-        f"(of {W1.shape[1]})",
+        f"{title} on {dataset}: incoming weights of hidden units 0-{n - 1} (of {W1.shape[1]})",
         fontsize=12,
     )
     return _save(fig, out_dir, "hidden-units.png")
@@ -417,12 +417,9 @@ def plot_hidden_units(params, meta, out_dir, n_units=64, cols=8):
 # --- helpers --------------------------------------------------------------------------
 
 
-def describe_task(meta):
-    """``"binary 5 vs 8"`` or ``"ten classes"``, for titles."""
-    names = display_names(meta)
-    if meta["task"] == "binary":
-        return f"binary {names[0]} vs {names[1]}"
-    return "ten classes" if len(names) == 10 else f"{len(names)} classes"
+def _heading(meta, names, data):
+    """``"binary 5 vs 8 on mnist-sample test"``: what a picture shows, on which data."""
+    return f"{task_title(meta['task'], names)} on {data.dataset} {data.split}"
 
 
 def display_names(meta):
@@ -477,7 +474,7 @@ def _caption(ax, true_name, pred_name, p):
     ax.set_title(text, fontsize=size, color=RIGHT if true_name == pred_name else WRONG)
 
 
-def _epoch_ticks(ax, epochs):
+def _epoch_ticks(ax):
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
