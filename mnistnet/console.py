@@ -3,12 +3,47 @@
 stdout carries only results (JSON with ``--json``); chatter, progress and
 errors go to stderr. Colour and live displays only on a terminal; rich
 already honours ``NO_COLOR``.
+
+Text that comes from a file or a path (a model's class names, its creation
+time, a folder name) is data, never markup and never terminal commands:
+pass it through :func:`literal` before rich sees it.
 """
 
 import json
+import math
+import re
 import sys
 
 from rich.console import Console
+from rich.markup import escape
+
+# C0 and C1 control characters, DEL, line/paragraph separators and the bidi
+# controls that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_control(text):
+    r"""``text`` with every control character spelled out: ESC becomes ``\x1b``, NUL ``\x00``.
+
+    >>> escape_control("a\x1b[2Jb\n")
+    'a\\x1b[2Jb\\n'
+    """
+
+    def spell(match):
+        code = ord(match.group())
+        named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(match.group())
+        return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _CONTROL.sub(spell, text)
+
+
+def literal(value):
+    """``str(value)`` made safe to print through rich: shown as is, never obeyed.
+
+    Control characters are spelled out (:func:`escape_control`) and rich
+    markup is escaped, so ``"[bold red]"`` prints as those ten characters.
+    """
+    return escape(escape_control(str(value)))
 
 
 def make_console(quiet=False):
@@ -30,8 +65,28 @@ def is_interactive(console):
     return console.is_terminal and not console.quiet
 
 
+def strict_json(obj):
+    """``obj`` with every NaN or infinite float replaced by ``"NaN"``, ``"Infinity"``, ...
+
+    >>> strict_json({"loss": float("nan"), "n": [1, float("-inf")]})
+    {'loss': 'NaN', 'n': [1, '-Infinity']}
+    """
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {key: strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(value) for value in obj]
+    return obj
+
+
 def print_json(obj, one_line=False):
-    """Write ``obj`` as one JSON document on stdout (``one_line``: JSON Lines)."""
-    text = json.dumps(obj) if one_line else json.dumps(obj, indent=2)
+    """Write ``obj`` as one strict JSON document on stdout (``one_line``: JSON Lines).
+
+    NaN and infinities become strings (:func:`strict_json`): the output never
+    holds the bare ``NaN`` or ``Infinity`` that strict parsers reject.
+    """
+    obj = strict_json(obj)
+    text = json.dumps(obj, allow_nan=False, indent=None if one_line else 2)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
