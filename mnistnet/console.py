@@ -22,16 +22,21 @@ from rich.markup import escape
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def escape_control(text):
+def escape_control(text, keep=""):
     r"""``text`` with every control character spelled out: ESC becomes ``\x1b``, NUL ``\x00``.
+
+    Characters in ``keep`` (``"\n"`` for a message of several lines) are left as they are.
 
     >>> escape_control("a\x1b[2Jb\n")
     'a\\x1b[2Jb\\n'
     """
 
     def spell(match):
-        code = ord(match.group())
-        named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(match.group())
+        char = match.group()
+        if char in keep:
+            return char
+        code = ord(char)
+        named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
         return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
     return _CONTROL.sub(spell, text)

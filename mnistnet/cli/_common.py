@@ -26,7 +26,10 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except MnistnetError as exc:
-            raise click.ClickException(_with_flag(exc)) from None
+            from mnistnet.console import escape_control  # rich stays out of `mnistnet --help`
+
+            # Messages name files and quote their contents: never let them drive the terminal.
+            raise click.ClickException(escape_control(_with_flag(exc), keep="\n")) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -37,8 +40,11 @@ def handle_errors(func):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_FAILURE)
         except OSError as exc:  # a file we could not read or write
+            from mnistnet.console import escape_control
+
             where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+            message = escape_control(f"{where}{exc.strerror or exc}")
+            raise click.ClickException(message) from None
 
     return wrapper
 

@@ -63,7 +63,9 @@ def download(dataset, data_dir, mirrors, as_json, quiet):
 
 
 def _plain_printer(console):
-    return lambda line: console.print(line, markup=False, soft_wrap=True)
+    from mnistnet.console import escape_control
+
+    return lambda line: console.print(escape_control(line), markup=False, soft_wrap=True)
 
 
 def _print_table(table):
@@ -84,12 +86,16 @@ def _table(dataset, directory, files):
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{dataset}: {directory}", title_justify="left", box=box.SIMPLE_HEAD)
+    from mnistnet.console import literal
+
+    table = Table(
+        title=f"{dataset}: {literal(directory)}", title_justify="left", box=box.SIMPLE_HEAD
+    )
     table.add_column("file", no_wrap=True)
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("verified")
     table.add_column("path", overflow="fold")
     for info in files:
         verified = "yes" if info.verified else "no (not pinned: hashes computed)"
-        table.add_row(info.name, f"{info.size:,}", verified, info.path)
+        table.add_row(literal(info.name), f"{info.size:,}", verified, literal(info.path))
     return table

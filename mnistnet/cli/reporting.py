@@ -7,7 +7,7 @@ The training loop hands each :class:`~mnistnet.training.EpochRecord` to
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mnistnet.console import is_interactive
+from mnistnet.console import is_interactive, literal
 
 HEADER = f"{'epoch':>7}  {'loss':>10}  {'train acc':>9}  {'test acc':>9}  {'seconds':>8}"
 
@@ -82,5 +82,5 @@ def summary_table(result, paths):
         table.add_row(split, str(m["n"]), f"{m['loss']:.5f}", _pct(m["accuracy"]))
     files = Table(show_header=False, box=None)
     for kind, path in paths.items():
-        files.add_row(kind, path)
+        files.add_row(kind, literal(path))  # a path is data, never markup
     return table, files
