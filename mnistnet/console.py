@@ -15,7 +15,6 @@ import re
 import sys
 
 from rich.console import Console
-from rich.markup import escape
 
 # C0 and C1 control characters, DEL, line/paragraph separators and the bidi
 # controls that reorder what a terminal shows.
@@ -47,8 +46,20 @@ def literal(value):
 
     Control characters are spelled out (:func:`escape_control`) and rich
     markup is escaped, so ``"[bold red]"`` prints as those ten characters.
+    Unlike ``rich.markup.escape`` it leaves a final backslash single (a
+    Windows folder ``C:\\data\\`` prints as typed), so put no markup tag
+    right after it; style such lines with ``rich.text.Text`` instead.
     """
-    return escape(escape_control(str(value)))
+    return _MARKUP_TAG.sub(_escape_tag, escape_control(str(value)))
+
+
+# What rich reads as a tag; backslashes before it would escape our escape.
+_MARKUP_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def _escape_tag(match):
+    backslashes, tag = match.groups()
+    return f"{backslashes}{backslashes}\\{tag}"
 
 
 def make_console(quiet=False):

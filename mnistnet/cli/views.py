@@ -6,8 +6,9 @@ shown as is, never read as rich markup or obeyed as a terminal command.
 """
 
 from rich.table import Table
+from rich.text import Text
 
-from mnistnet.console import literal
+from mnistnet.console import escape_control, literal
 from mnistnet.plots import display_names
 from mnistnet.tasks import task_title
 
@@ -18,11 +19,11 @@ def print_report(out, report):
     """Print an :class:`~mnistnet.evaluation.EvaluationReport` on the rich console ``out``."""
     m, ds = report.model, report.dataset
     layers = "-".join(str(v) for v in m["layers"])
-    out.print(
-        f"[bold]{literal(task_title(report.task, report.class_names))}[/] "
-        f"({layers}, pixels {literal(m['pixels'])}, {literal(m['dtype'])}) "
-        f"on {literal(ds['name'])} {literal(ds['split'])}"
-    )
+    # Text, not markup: a class name ending in a backslash must not escape a closing tag.
+    header = Text(escape_control(task_title(report.task, report.class_names)), style="bold")
+    details = f" ({layers}, pixels {m['pixels']}, {m['dtype']}) on {ds['name']} {ds['split']}"
+    header.append(escape_control(details))
+    out.print(header)
     out.print(_result_table(report))
     if report.binary is not None:
         out.print(_binary_confusion_table(report))
