@@ -112,82 +112,47 @@ def pinned_idx_dataset(make_idx_dataset, tmp_path):
 # --- evaluate, info and pictures (issue 4): tiny trained models on disk -----------------
 
 
-def train_tiny_model(path, task, classes, *, hidden=16, epochs=8, samples_per_class=300, seed=0):
-    """Train a small model on the bundled sample and save it to ``path`` (a few tenths of s).
+def train_tiny_model(out_dir, task, classes, *, hidden=16, epochs=8, samples_per_class=300, seed=0):
+    """Train a small model on the bundled sample as ``mnistnet train-*`` does; a few tenths of s.
 
-    The metadata has every key a real training run records, so ``evaluate``
-    and ``info`` see what they would see in practice.
+    The run goes through :mod:`mnistnet.experiment` (``run_training``, then
+    ``save_run`` with the real ``build_metadata``), so ``evaluate`` and
+    ``info`` see exactly what a training run writes. Returns the model's path.
     """
-    from mnistnet import __version__, checkpoint, model, optimizers, training
-    from mnistnet.pipeline import load_task_data
+    from mnistnet import experiment
+    from mnistnet.config import TrainConfig
 
-    common = dict(pixels="unit", dtype="float64")
-    train = load_task_data(
-        "mnist-sample", "train", classes, samples_per_class=samples_per_class, **common
-    )
-    test = load_task_data("mnist-sample", "test", classes, **common)
-    n_out = 1 if task == "binary" else 10
-    params = model.init_params(784, hidden, n_out, method="xavier", seed=seed)
-    history = training.fit(
-        params,
-        train.X,
-        train.y,
+    config = TrainConfig(
         task=task,
-        optimizer=optimizers.make_optimizer("adam"),
+        digits=tuple(classes) if task == "binary" else None,
+        dataset="mnist-sample",
+        samples_per_class=samples_per_class,
+        hidden=hidden,
         epochs=epochs,
         lr=1e-3,
+        optimizer="adam",
         batch_size=64,
-        rng=np.random.default_rng(seed),
+        pixels="unit",
+        init="xavier",
+        seed=seed,
+        out=str(out_dir),
     )
-    metrics = {}
-    for split in (train, test):
-        loss, acc, _ = training.score(params, split.X, split.y, task)
-        metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
-    meta = {
-        "mnistnet_version": __version__,
-        "task": task,
-        "classes": list(classes),
-        "class_names": [str(c) for c in classes],
-        "layers": [784, hidden, n_out],
-        "activations": ["sigmoid", "sigmoid" if task == "binary" else "softmax"],
-        "loss": "binary_cross_entropy" if task == "binary" else "cross_entropy",
-        "pixels": "unit",
-        "dtype": "float64",
-        "config": {
-            "hidden": hidden,
-            "epochs": epochs,
-            "lr": 1e-3,
-            "optimizer": "adam",
-            "batch_size": 64,
-            "samples_per_class": samples_per_class,
-            "seed": seed,
-            "dataset": "mnist-sample",
-        },
-        "dataset": {
-            "name": "mnist-sample",
-            "files": [f.to_dict() for f in (*train.files, *test.files)],
-        },
-        "metrics": metrics,
-        "created": "2024-01-01T00:00:00+00:00",
-        "epochs_trained": len(history.records),
-        "interrupted": False,
-    }
-    checkpoint.save_model(path, params, meta)
-    return Path(path)
+    train, test = experiment.load_data(config)
+    result = experiment.run_training(config, train, test)
+    paths, _ = experiment.save_run(result, config.out_dir)
+    return Path(paths["model"])
 
 
 @pytest.fixture(scope="session")
 def binary_model(tmp_path_factory):
     """Path of a 784-16-1 model of 5 vs 8 (5 -> label 0, 8 -> label 1), trained once."""
-    return train_tiny_model(tmp_path_factory.mktemp("binary") / "model.npz", "binary", [5, 8])
+    return train_tiny_model(tmp_path_factory.mktemp("binary"), "binary", [5, 8])
 
 
 @pytest.fixture(scope="session")
 def multiclass_model(tmp_path_factory):
     """Path of a 784-16-10 model of the ten digits, trained once."""
-    return train_tiny_model(
-        tmp_path_factory.mktemp("multiclass") / "model.npz", "multiclass", list(range(10))
-    )
+    return train_tiny_model(tmp_path_factory.mktemp("multiclass"), "multiclass", range(10))
 
 
 # --- end of evaluate block --------------------------------------------------------------

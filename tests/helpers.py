@@ -21,3 +21,32 @@ def serve(server, prefix, payload, **override):
             data, content_type="application/octet-stream"
         )
     return server.url_for(prefix)
+
+
+def copy_model(src, dst, **changes):
+    """Copy the model file ``src`` to ``dst`` with metadata keys replaced by ``changes``.
+
+    Written with ``json.dumps`` as is (NaN stays a bare NaN), the way a
+    hand-made or hostile file would be. Returns ``dst``.
+    """
+    import json
+
+    import numpy as np
+
+    with np.load(src) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = {**json.loads(str(arrays["metadata"])), **changes}
+    arrays["metadata"] = np.array(json.dumps(meta))
+    with open(dst, "wb") as f:
+        np.savez(f, **arrays)
+    return dst
+
+
+def strict_json(text):
+    """Parse ``text`` as RFC 8259 JSON: bare NaN, Infinity and -Infinity are errors."""
+    import json
+
+    def reject(constant):
+        raise ValueError(f"not strict JSON: bare {constant}")
+
+    return json.loads(text, parse_constant=reject)

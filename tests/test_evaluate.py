@@ -2,17 +2,15 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import copy_model, run, strict_json
 
-from mnistnet.cli import main
+from mnistnet.checkpoint import load_model
+from mnistnet.datasets import DATASETS, DatasetSpec
 from mnistnet.pipeline import load_task_data
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def _independent_scores(path):
@@ -113,7 +111,7 @@ def check_schema(value, schema, where="$", optional=None):
 
 def evaluate_json(model, *extra):
     result = run("evaluate", model, "--json", *extra)
-    return result, json.loads(result.stdout)
+    return result, strict_json(result.stdout)
 
 
 # --- help and usage ----------------------------------------------------------------------
@@ -133,6 +131,7 @@ def test_help(command):
         (["--min-accuracy", "-0.1"], "--min-accuracy"),
         (["--split", "validation"], "--split"),
         (["--dataset", "cifar"], "--dataset"),
+        (["--min-accuracy", "nan"], "--min-accuracy"),  # NaN compares false with everything
     ],
 )
 def test_usage_errors_exit_2(binary_model, args, words):
@@ -261,6 +260,123 @@ def test_plots_dir(binary_model, tmp_path):
     assert sorted(os.listdir(tmp_path / "pics")) == names
 
 
+# --- which data: the model says what, never where anything is created -----------------
+
+
+def _recording(src, dst, dataset, data_dir):
+    """A copy of the model ``src`` that says it was trained on ``dataset`` from ``data_dir``."""
+    _, meta = load_model(src)
+    return copy_model(
+        src,
+        dst,
+        dataset={**meta["dataset"], "name": dataset},
+        config={**meta["config"], "dataset": dataset, "data_dir": str(data_dir)},
+    )
+
+
+def test_recorded_data_dir_is_used_when_it_holds_the_data(binary_model, idx_dataset, tmp_path):
+    model = _recording(binary_model, tmp_path / "m.npz", "idx", idx_dataset)
+    result, report = evaluate_json(model)
+    assert result.exit_code == 0, result.stderr
+    assert report["dataset"]["name"] == "idx"
+    assert [os.path.dirname(f["path"]) for f in report["dataset"]["files"]] == [
+        str(idx_dataset)
+    ] * 2
+
+
+def test_recorded_data_dir_without_the_data_is_not_used(binary_model, tmp_path):
+    (tmp_path / "empty").mkdir()
+    model = _recording(binary_model, tmp_path / "m.npz", "idx", tmp_path / "empty")
+    result = run("evaluate", model)
+    assert result.exit_code == 2  # as if the model named no folder
+    assert "Error: --dataset idx needs --data-dir" in result.stderr
+
+
+def test_a_model_file_never_chooses_where_data_is_created(
+    binary_model, pinned_idx_dataset, server, monkeypatch, tmp_path
+):
+    from werkzeug import Response
+
+    chosen = tmp_path / "chosen" / "by" / "file"
+    payload, files = pinned_idx_dataset
+    existed = []  # whether the recorded folder existed while each file was downloaded
+
+    def handler(request):
+        existed.append(chosen.exists())
+        return Response(payload[request.path.rsplit("/", 1)[1]])
+
+    for name in payload:
+        server.expect_request(f"/m/{name}").respond_with_handler(handler)
+    mirror = server.url_for("/m/")
+    monkeypatch.setitem(DATASETS, "mnist", DatasetSpec("mnist", files, mirrors=(mirror,)))
+    model = _recording(binary_model, tmp_path / "m.npz", "mnist", chosen)
+    result, report = evaluate_json(model)
+    assert result.exit_code == 0, result.stderr
+    assert existed == [False, False]  # the test split's two files
+    assert not (tmp_path / "chosen").exists()
+    cache = os.path.join(os.environ["MNISTNET_DATA_DIR"], "mnist")  # the usual lookup
+    assert {os.path.dirname(f["path"]) for f in report["dataset"]["files"]} == {cache}
+
+
+# --- file contents are data, never markup or terminal commands ---------------------------
+
+
+def test_class_names_are_shown_literally(binary_model, tmp_path):
+    model = copy_model(binary_model, tmp_path / "m.npz", class_names=["[bold red]5", "8[/]"])
+    result = run("evaluate", model)
+    assert result.exit_code == 0, result.output
+    for text in ("binary [bold red]5 vs 8[/]", "pred [bold red]5", "true 8[/]", "8[/] -> "):
+        assert text in result.stdout, text
+    info = run("info", model)
+    assert info.exit_code == 0, info.output
+    assert "5 ([bold red]5), 8 (8[/])" in info.stdout
+
+
+def test_control_characters_from_a_model_file_never_reach_the_terminal(binary_model, tmp_path):
+    model = copy_model(
+        binary_model,
+        tmp_path / "m.npz",
+        created="\x1b[2J2024",  # clears the screen
+        class_names=["\x1b]0;title\x07", "8"],  # sets the terminal's title
+    )
+    for command in ("info", "evaluate"):
+        result = run(command, model)
+        assert result.exit_code == 0, result.output
+        out = result.stdout + result.stderr
+        assert "\x1b" not in out and "\x07" not in out
+        assert "\\x1b]0;title\\x07" in out  # spelled out instead
+    assert "\\x1b[2J2024" in run("info", model).stdout
+
+
+def test_model_path_is_shown_literally(binary_model, tmp_path):
+    folder = tmp_path / "[red]x"
+    folder.mkdir()
+    model = folder / "model.npz"
+    shutil.copy(binary_model, model)
+    result = run("evaluate", model)
+    assert result.exit_code == 0, result.output
+    assert f"Scoring {model} on" in " ".join(result.stderr.split())  # rich folds at 80
+
+
+def test_info_json_is_strict_json_with_nan_in_the_metadata(binary_model, tmp_path):
+    _, meta = load_model(binary_model)
+    train = {**meta["metrics"]["train"], "loss": float("inf")}
+    model = copy_model(
+        binary_model,
+        tmp_path / "m.npz",
+        seconds=float("nan"),
+        metrics={**meta["metrics"], "train": train},
+    )
+    assert "NaN" in json.dumps(load_model(model)[1])  # the file holds a bare NaN
+    result = run("info", model, "--json")
+    assert result.exit_code == 0, result.output
+    doc = strict_json(result.stdout)  # documented: non-finite numbers become strings
+    assert doc["metadata"]["seconds"] == "NaN"
+    assert doc["metadata"]["metrics"]["train"]["loss"] == "Infinity"
+    human = run("info", model)
+    assert human.exit_code == 0 and "nan" in human.stdout
+
+
 # --- bad model files ---------------------------------------------------------------------
 
 
@@ -337,10 +453,19 @@ def test_info_human(binary_model):
         assert words in result.stdout, words
 
 
+def test_info_human_shows_every_setting_training_recorded(binary_model):
+    _, meta = load_model(binary_model)
+    result = run("info", binary_model)
+    assert result.exit_code == 0, result.stderr
+    for key, value in meta["config"].items():
+        if value is not None:  # unset settings (data_dir) are left out
+            assert f" {key} " in result.stdout, key
+
+
 def test_info_json(multiclass_model):
     result = run("info", multiclass_model, "--json")
     assert result.exit_code == 0
-    doc = json.loads(result.stdout)
+    doc = strict_json(result.stdout)
     assert doc["schema"] == "mnistnet-info/1"
     assert doc["metadata"]["task"] == "multiclass"
     assert doc["arrays"]["W1"] == {"shape": [784, 16], "dtype": "float64"}
