@@ -158,45 +158,45 @@ def plot_history(history, out_dir, title):
     epochs = list(history.get("epoch", []))
     if not epochs:
         return []
-    plt = _pyplot()
     marker = "o" if len(epochs) <= 30 else None
-    paths = []
+    return [
+        _plot_loss(epochs, history["loss"], marker, out_dir, title),
+        _plot_accuracy(epochs, history, marker, out_dir, title),
+    ]
 
-    fig, ax = plt.subplots(figsize=SIZES["loss"], layout="constrained")
-    loss = np.asarray(history["loss"], dtype=float)
+
+def _plot_loss(epochs, loss, marker, out_dir, title):
+    fig, ax = _pyplot().subplots(figsize=SIZES["loss"], layout="constrained")
+    loss = np.asarray(loss, dtype=float)
     ax.plot(epochs, loss, marker=marker, color="C0", label="training loss")
     if np.all(loss > 0) and loss.max() / loss.min() > 100:
         ax.set_yscale("log")  # the first epochs would flatten everything else
-    ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss per training image")
-    ax.set_title(f"{title}: training loss")
-    _epoch_ticks(ax)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    paths.append(_save(fig, out_dir, "loss.png"))
+    return _finish_curves(fig, ax, f"{title}: training loss", out_dir, "loss.png")
 
-    fig, ax = plt.subplots(figsize=SIZES["accuracy"], layout="constrained")
-    ax.plot(
-        epochs,
-        100 * np.asarray(history["train_acc"], dtype=float),
-        marker=marker,
-        color="C0",
-        label="train",
-    )
+
+def _plot_accuracy(epochs, history, marker, out_dir, title):
+    fig, ax = _pyplot().subplots(figsize=SIZES["accuracy"], layout="constrained")
+    train = 100 * np.asarray(history["train_acc"], dtype=float)
+    ax.plot(epochs, train, marker=marker, color="C0", label="train")
     test = [
         (e, a) for e, a in zip(epochs, history.get("test_acc", []), strict=False) if a is not None
     ]
     if test:
         e, a = zip(*test, strict=True)
         ax.plot(e, 100 * np.asarray(a, dtype=float), marker=marker, color="C1", label="test")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{title}: accuracy")
+    return _finish_curves(fig, ax, f"{title}: accuracy", out_dir, "accuracy.png")
+
+
+def _finish_curves(fig, ax, title, out_dir, name):
+    """Axis, title, integer epoch ticks, grid and legend of a learning curve; then save it."""
+    ax.set_xlabel("epoch")
+    ax.set_title(title)
     _epoch_ticks(ax)
     ax.grid(True, alpha=0.3)
     ax.legend()
-    paths.append(_save(fig, out_dir, "accuracy.png"))
-    return paths
+    return _save(fig, out_dir, name)
 
 
 def plot_report(params, meta, test, out_dir, train=None):
