@@ -4,12 +4,13 @@ Exit codes used by the whole tool (documented in the README):
 
 0 success, 1 failure (bad data or model file, download failed, training
 diverged), 2 usage error, 3 ``evaluate`` below ``--min-accuracy``,
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 EXIT_FAILURE = 1
 EXIT_BELOW_THRESHOLD = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class MnistnetError(Exception):

@@ -5,6 +5,7 @@ no temporary behind (pooch's ``stream_download`` works the same way).
 """
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -12,10 +13,11 @@ import tempfile
 from mnistnet.errors import MnistnetError
 
 
-def _umask():
+def usual_mode(folder=False):
+    """The mode a new file (or ``folder``) gets from ``open`` (``mkdir``) under the umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return (0o777 if folder else 0o666) & ~mask
 
 
 @contextlib.contextmanager
@@ -42,7 +44,7 @@ def temporary_path(path):
 def move_into_place(tmp, path):
     """Rename the finished temporary file ``tmp`` to ``path`` (atomic within one folder)."""
     # mkstemp makes the file private (0600); give it the mode any new file gets.
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, usual_mode())
     try:
         os.replace(tmp, path)
     except OSError as exc:  # name the file the user asked for, not our temporary
@@ -51,9 +53,18 @@ def move_into_place(tmp, path):
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path next to ``path``; move it to ``path`` if the block succeeds."""
+    """Yield a temporary path next to ``path``; move it to ``path`` if the block succeeds.
+
+    An ``OSError`` of the block that names no file (a full disk: ``write``
+    errors carry no name) is raised again naming ``path``.
+    """
     with temporary_path(path) as tmp:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.filename is not None and exc.filename != tmp:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from exc
         move_into_place(tmp, path)
 
 
@@ -71,30 +82,25 @@ def write_json(path, obj):
 def check_writable_dir(path, label, names=()):
     """Raise :class:`MnistnetError` unless files can be written into folder ``path``.
 
-    Called before long work (training) so that a bad ``--out`` fails at
-    once, not after the run. Missing folders are created to try, then
-    removed again: the check leaves nothing behind. ``names`` are the files
-    that will be written there; none of them may be a folder.
+    Called before long work so that a bad folder fails at once, not after
+    it. Nothing is created: a file is written and removed again in the
+    folder, or in the nearest folder above it that exists (the missing ones
+    are made when the first file is written). Two processes checking the
+    same new folder at once never trip over each other. ``names`` are the
+    files that will be written there; none of them may be a folder.
     """
     path = os.path.abspath(os.fspath(path))
-    missing, probe = [], path
+    probe = path
     while not os.path.lexists(probe):
-        missing.append(probe)
         probe = os.path.dirname(probe)
-    created = []
     try:
-        for folder in reversed(missing):
-            os.mkdir(folder)
-            created.append(folder)
-        with tempfile.TemporaryFile(dir=path):
+        if not os.path.isdir(probe):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise MnistnetError(f"{label} {path}: cannot write files there ({reason})") from None
-    finally:
-        for folder in reversed(created):
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
     for name in names:
         if os.path.isdir(os.path.join(path, name)):
             raise MnistnetError(f"{label} {path}: {name} there is a folder, not a file")

@@ -58,14 +58,14 @@ def test_tiny_synthetic_run_writes_every_file(tmp_path, idx_dataset):
     doc = json.loads(result.stdout)
     assert doc["config"]["task"] == "multiclass" and doc["config"]["epochs"] == 3
     assert doc["metrics"]["train"]["n"] == 20 and doc["metrics"]["test"]["n"] == 10
-    assert set(doc["paths"]) == {"model", "history", "metrics"}
+    assert set(doc["paths"]) == {"model", "history", "metrics", "run"}
     params, meta = load_model(out / "model.npz")
     assert meta["layers"] == [784, 8, 10] and meta["config"]["dataset"] == "idx"
     assert len(meta["dataset"]["files"]) == 4
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert set(rows[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds"}
+    assert set(rows[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds", "run_id"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["final"] == doc["metrics"]
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
@@ -259,7 +259,7 @@ def test_progress_rows_on_stderr_not_stdout(tmp_path, idx_dataset):
         "train-multiclass",
         *on(idx_dataset),
         "--out",
-        tmp_path,
+        tmp_path / "o",
         "--hidden",
         4,
         "--epochs",
@@ -279,7 +279,8 @@ def test_unwritable_out_fails_before_training(tmp_path, idx_dataset):
     afile.write_text("not a folder")
     result = run("train-multiclass", *on(idx_dataset), "--out", afile / "sub", *FAST)
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: --out ") and "cannot write" in result.stderr
+    assert result.stderr.startswith("Error: cannot write files in the output folder ")
+    assert result.stderr.endswith(": Not a directory (--out)\n")
     assert "Training" not in result.stderr  # it failed before any work
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -290,11 +291,13 @@ def test_files_get_the_usual_mode(tmp_path, idx_dataset):
 
     old = os.umask(0o022)
     try:
-        assert run("train-multiclass", *on(idx_dataset), "--out", tmp_path, *FAST).exit_code == 0
+        out = tmp_path / "o"
+        assert run("train-multiclass", *on(idx_dataset), "--out", out, *FAST).exit_code == 0
     finally:
         os.umask(old)
-    for name in ("model.npz", "history.csv", "metrics.json"):
-        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+    for name in ("model.npz", "history.csv", "metrics.json", "run.json"):
+        assert stat.S_IMODE(os.stat(out / name).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o755  # the staging folder was private
 
 
 def test_words_are_case_insensitive(tmp_path, idx_dataset):
@@ -308,7 +311,7 @@ def test_words_are_case_insensitive(tmp_path, idx_dataset):
         "--batch-size",
         "FULL",
         "--out",
-        tmp_path,
+        tmp_path / "o",
         "--json",
         *FAST,
     )
@@ -349,7 +352,7 @@ def test_save_on_interrupt_before_the_first_epoch_saves_nothing(tmp_path, idx_da
 
 
 def test_jsonl_one_line_per_epoch_then_the_summary(tmp_path, idx_dataset):
-    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path, "--jsonl", "--json",
+    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path / "o", "--jsonl", "--json",
                  *FAST)  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -359,10 +362,13 @@ def test_jsonl_one_line_per_epoch_then_the_summary(tmp_path, idx_dataset):
 
 
 def test_an_output_file_that_is_a_folder_fails_before_training(tmp_path, idx_dataset):
-    (tmp_path / "model.npz").mkdir()
-    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path, *FAST)
-    assert result.exit_code == 1
-    assert "model.npz there is a folder" in result.stderr and "Training" not in result.stderr
+    (tmp_path / "o" / "model.npz").mkdir(parents=True)
+    for extra in ([], ["--overwrite"]):  # a folder named model.npz is no run's file
+        result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path / "o", *FAST, *extra)
+        assert result.exit_code == 2
+        assert "holds other things than a run's files (model.npz/)" in result.stderr
+        assert "Training" not in result.stderr
+    assert (tmp_path / "o" / "model.npz").is_dir()
 
 
 @pytest.mark.parametrize(
@@ -444,6 +450,6 @@ def test_a_library_error_names_the_flag_of_its_setting(tmp_path, idx_dataset, mo
         raise DivergenceError("training diverged: the learning rate is too large", setting="lr")
 
     monkeypatch.setattr(experiment, "run_training", diverge)
-    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path, *FAST)
+    result = run("train-multiclass", *on(idx_dataset), "--out", tmp_path / "o", *FAST)
     assert result.exit_code == 1
     assert result.stderr == "Error: training diverged: the learning rate is too large (--lr)\n"

@@ -37,3 +37,54 @@ def test_a_failed_rename_names_the_target_not_the_temporary(tmp_path):
         open(tmp, "w").close()
     assert info.value.filename == str(tmp_path / "taken")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    import errno
+
+    class FullDisk:  # write() errors carry no file name; the target's is added
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("mnistnet.fileio.open", FullDisk, raising=False)
+    with pytest.raises(OSError) as info:
+        write_text(tmp_path / "metrics.json", "{}")
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(tmp_path / "metrics.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checking_a_folder_creates_nothing_and_never_races(tmp_path):
+    import threading
+
+    from mnistnet.errors import MnistnetError
+    from mnistnet.fileio import check_writable_dir
+
+    errors = []
+
+    def check(i):  # six checks of the same new folders at once (two runs starting together)
+        for n in range(30):
+            try:
+                check_writable_dir(tmp_path / f"new{n}" / "sub", "--out")
+            except MnistnetError as exc:
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=check, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(MnistnetError, match="cannot write files there"):
+        check_writable_dir(tmp_path / "afile" / "sub", "--plots-dir")

@@ -7,15 +7,17 @@ import sys
 
 import click
 
+from mnistnet.cli.signals import interrupt_status, sigterm_as_interrupt
 from mnistnet.datasets import DATASETS
-from mnistnet.errors import EXIT_FAILURE, EXIT_INTERRUPTED, MnistnetError
+from mnistnet.errors import EXIT_FAILURE, MnistnetError
 
 
 def handle_errors(func):
     """Turn expected failures into one-line errors and documented exit codes.
 
     ``MnistnetError`` -> ``Error: ...`` on stderr, exit 1.
-    ``KeyboardInterrupt`` -> ``Interrupted.`` on stderr, exit 130.
+    ``KeyboardInterrupt`` -> ``Interrupted.`` on stderr, exit 130; SIGTERM is
+    handled the same way (``Terminated.``, exit 143: :mod:`mnistnet.cli.signals`).
     ``OSError`` (a file that cannot be read or written) -> one line naming
     the file, exit 1.
     Anything else is a bug and keeps its traceback.
@@ -24,15 +26,17 @@ def handle_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except MnistnetError as exc:
             from mnistnet.console import escape_control  # rich stays out of `mnistnet --help`
 
             # Messages name files and quote their contents: never let them drive the terminal.
             raise click.ClickException(escape_control(_with_flag(exc), keep="\n")) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            status, word = interrupt_status(exc)
+            click.echo(f"{word}.", err=True)
+            sys.exit(status)
         except BrokenPipeError:
             # The reader went away (`mnistnet info m.npz | head -1`): stop quietly,
             # and point stdout at devnull so the final flush cannot fail again.

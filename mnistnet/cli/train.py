@@ -8,6 +8,7 @@ file given with ``--config``, and is overridden by its flag. The commands
 parse, call :mod:`mnistnet.experiment`, and render; no math here.
 """
 
+import dataclasses
 import sys
 
 import click
@@ -19,6 +20,7 @@ from mnistnet.cli._common import (
     option_bundle,
     quiet_option,
 )
+from mnistnet.cli.signals import interrupt_status
 from mnistnet.config import (
     SETTINGS,
     Choice,
@@ -30,8 +32,7 @@ from mnistnet.config import (
     read_config_file,
     resolve_config,
 )
-from mnistnet.errors import EXIT_INTERRUPTED
-from mnistnet.fileio import check_writable_dir
+from mnistnet.runfolder import RunFolderTaken
 from mnistnet.tasks import N_OUTPUTS
 
 
@@ -103,7 +104,14 @@ def _training_options(task):
         click.option(
             "--save-on-interrupt",
             is_flag=True,
-            help="On Ctrl-C, save the model trained so far (marked interrupted); exit 130.",
+            help="On Ctrl-C (or SIGTERM), save the model trained so far (marked "
+            "interrupted); exit 130 (143).",
+        ),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace the run that --out holds (never other files). Without it, "
+            "such an --out is refused and the default folder gets a number: runs/multiclass-2.",
         ),
         quiet_option,
         json_option,
@@ -151,25 +159,62 @@ def train_multiclass(**options):
 
 
 # The flags about this one run, not settings: never in a config file.
-_SWITCHES = ("mirrors", "no_plots", "save_on_interrupt", "quiet", "as_json", "jsonl")
+_SWITCHES = ("mirrors", "no_plots", "save_on_interrupt", "overwrite", "quiet", "as_json", "jsonl")
 
 
 def _train(task, options):
-    from mnistnet import experiment
-    from mnistnet.cli.progress import download_progress
-    from mnistnet.cli.reporting import TrainingReporter
-    from mnistnet.console import make_console, print_json
+    from mnistnet.console import make_console
 
     switches = {name: options.pop(name) for name in _SWITCHES}
     config = _resolve(task, options.pop("config_file"), options)
     console = make_console(switches["quiet"])
+    with _open_run(config, switches["overwrite"]) as folder:
+        config = dataclasses.replace(config, out=folder.path)
+        try:
+            result = _fit(config, switches, console)
+        except KeyboardInterrupt as exc:
+            _stop(exc, f"before training ended; {_kept(folder)}.")
+        if result.interrupted and not (switches["save_on_interrupt"] and result.history.records):
+            hint = "" if switches["save_on_interrupt"] else " (--save-on-interrupt keeps them)"
+            _stop(None, f"after {len(result.history.records)} epochs; {_kept(folder)}{hint}.")
+        paths, pictures, plot_error = _save(result, switches, folder)
+        _report(config, result, switches, console, paths, folder)
+    _exit_after_saving(result, folder, pictures, plot_error)
+
+
+def _resolve(task, config_file, flag_values):
+    """The run's config from the file and the flags."""
+    try:
+        file_values = read_config_file(config_file) if config_file else {}
+        return resolve_config(task, file_values, flag_values, config_path=config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _open_run(config, overwrite):
+    """Reserve the run folder before any work, so that a bad --out fails at once."""
+    from mnistnet.experiment import open_run
+
+    try:
+        return open_run(config, overwrite=overwrite)
+    except RunFolderTaken as exc:
+        raise click.BadParameter(str(exc), param_hint="'--out'") from None
+
+
+def _fit(config, switches, console):
+    """Load the data and train, reporting every epoch (and, with --jsonl, printing it)."""
+    from mnistnet import experiment
+    from mnistnet.cli.progress import download_progress
+    from mnistnet.cli.reporting import TrainingReporter
+    from mnistnet.console import print_json
+
     with download_progress(console) as progress:
         train, test = experiment.load_data(config, switches["mirrors"], progress=progress)
     console.print(
         f"{config.dataset}: {len(train)} training and {len(test)} test images "
         f"of {', '.join(map(str, config.classes))}"
     )
-    title = f"784-{config.hidden}-{N_OUTPUTS[task]} ({config.optimizer}, lr {config.lr:g})"
+    title = f"784-{config.hidden}-{N_OUTPUTS[config.task]} ({config.optimizer}, lr {config.lr:g})"
     with TrainingReporter(console, config.epochs, config.log_interval, title) as reporter:
 
         def on_epoch(record):
@@ -177,50 +222,50 @@ def _train(task, options):
             if switches["jsonl"]:
                 print_json(record.to_dict(), one_line=True)
 
-        result = experiment.run_training(config, train, test, on_epoch=on_epoch)
-
-    save_on_interrupt = switches["save_on_interrupt"]
-    if result.interrupted and not (save_on_interrupt and result.history.records):
-        hint = "" if save_on_interrupt else " (--save-on-interrupt keeps what was trained)"
-        console.print(
-            f"Interrupted after {len(result.history.records)} epochs; nothing saved{hint}."
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    _save_and_report(config, result, switches, console)
+        return experiment.run_training(config, train, test, on_epoch=on_epoch)
 
 
-def _resolve(task, config_file, flag_values):
-    """The run's config from the file and the flags; its output folder checked, before any work."""
-    from mnistnet.experiment import OUTPUT_FILES
-    from mnistnet.plots import PICTURE_FILES
+def _save(result, switches, folder):
+    """Stage the run's files, then its pictures (all or none), and put the folder in place.
+
+    Returns ``(paths, pictures, plot_error)``: ``pictures`` is what became
+    of them (run.json's ``"pictures"``). An interrupt while drawing keeps
+    the run without pictures; one before the folder is in place keeps nothing.
+    """
+    from mnistnet import experiment
 
     try:
-        file_values = read_config_file(config_file) if config_file else {}
-        config = resolve_config(task, file_values, flag_values, config_path=config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    check_writable_dir(config.out_dir, "--out", OUTPUT_FILES + PICTURE_FILES)
-    return config
+        paths, meta = experiment.save_run(result, folder)
+        pictures, plot_error = "skipped", None
+        if not switches["no_plots"]:
+            try:
+                paths.update(experiment.write_plots(result, meta, folder))
+                pictures = "drawn"
+            except KeyboardInterrupt:
+                pictures = "interrupted"
+            except Exception as exc:  # report it; the run is saved without pictures
+                pictures, plot_error = "failed", exc
+        paths["run"] = folder.final(experiment.RUN_FILE)
+        experiment.finish_run(folder, pictures)
+    except KeyboardInterrupt as exc:
+        if not folder.committed:
+            _stop(exc, f"while saving; {_kept(folder)}.")
+        pictures = "interrupted" if pictures == "drawn" else pictures  # after the commit
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise click.ClickException(f"{where}{exc.strerror or exc}; {_kept(folder)}") from None
+    return paths, pictures, plot_error
 
 
-def _save_and_report(config, result, switches, console):
-    """Write the run's files, then print the summary (and the JSON document)."""
-    from mnistnet import experiment
+def _report(config, result, switches, console, paths, folder):
+    """The summary for people (stderr) and, with --json, the document (stdout)."""
     from mnistnet.cli.reporting import summary_table
     from mnistnet.console import print_json
-
-    out_dir = config.out_dir
-    paths, meta = experiment.save_run(result, out_dir)
-    plot_error = None
-    if not switches["no_plots"]:
-        try:
-            paths.update(experiment.write_plots(result, meta, out_dir))
-        except Exception as exc:  # the model is saved already; report, keep it
-            plot_error = exc
 
     if switches["as_json"]:
         summary = {
             "config": config.to_dict(),
+            "run_id": folder.run_id,
             "metrics": result.metrics,
             "epochs_trained": len(result.history.records),
             "interrupted": result.interrupted,
@@ -231,10 +276,32 @@ def _save_and_report(config, result, switches, console):
     table, files = summary_table(result, paths)
     console.print(table)
     console.print(files)
+
+
+def _exit_after_saving(result, folder, pictures, plot_error):
+    """Exit 1 if the pictures failed, 130/143 if interrupted; say what was kept."""
     if plot_error is not None:
         raise click.ClickException(
-            f"the model was saved in {out_dir}, but drawing the pictures failed: {plot_error}"
+            f"the run was saved in {folder.path} without pictures: drawing them failed: "
+            f"{plot_error}"
         )
+    if pictures == "interrupted":
+        _stop(None, f"while drawing the pictures; the run was saved in {folder.path} "
+                    "without pictures.")  # fmt: skip
     if result.interrupted:
-        console.print("Interrupted: the model trained so far was saved.")
-        sys.exit(EXIT_INTERRUPTED)
+        _stop(None, f"after {len(result.history.records)} epochs; the model trained so far "
+                    f"was saved in {folder.path}.")  # fmt: skip
+
+
+def _kept(folder):
+    """What an interrupt or error before the run folder is in place leaves behind."""
+    if folder.replaces:
+        return f"nothing saved, {folder.path} still holds its earlier run"
+    return "nothing saved"
+
+
+def _stop(exc, what):
+    """Print "Interrupted WHAT" (or "Terminated WHAT") on stderr; exit 130 (or 143)."""
+    status, word = interrupt_status(exc)
+    click.echo(f"{word} {what}", err=True)
+    sys.exit(status)

@@ -1,0 +1,154 @@
+"""Run folders: one run per folder, written whole or not at all (mnistnet.runfolder)."""
+
+import os
+import signal
+import stat
+import threading
+
+import pytest
+
+from mnistnet.errors import MnistnetError
+from mnistnet.runfolder import RunFolderTaken, deferred_signals, open_run_folder
+
+NAMES = ("model.npz", "history.csv", "a.png")
+
+
+def _write_run(folder, text):
+    for name in NAMES[:2]:
+        with open(folder.file(name), "w") as f:
+            f.write(f"{text} {folder.run_id}")
+    return folder.commit()
+
+
+def _hidden(parent):
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_files_appear_together_at_the_commit_and_nothing_is_left_beside(tmp_path):
+    target = tmp_path / "runs" / "a"
+    with open_run_folder(target, NAMES) as folder:
+        assert target.is_dir() and list(target.iterdir()) == []  # reserved, still empty
+        with open(folder.file("model.npz"), "w") as f:
+            f.write("weights")
+        assert list(target.iterdir()) == []  # staged beside it, hidden
+        assert os.path.dirname(folder.staging) == str(tmp_path / "runs")
+        assert _hidden(tmp_path / "runs")[0].startswith(".a.")
+        assert folder.commit() == str(target)
+    assert [p.name for p in target.iterdir()] == ["model.npz"]
+    assert _hidden(tmp_path / "runs") == []
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_run_that_fails_leaves_nothing_not_even_the_folders_it_made(tmp_path):
+    with pytest.raises(ValueError), open_run_folder(tmp_path / "new" / "deep" / "a", NAMES) as f:
+        open(f.file("model.npz"), "w").close()
+        raise ValueError("training diverged")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_earlier_run_stays_whole_until_the_new_one_is_complete(tmp_path):
+    target = tmp_path / "a"
+    with open_run_folder(target, NAMES) as folder:
+        old_id = folder.run_id
+        _write_run(folder, "old")
+    before = {p.name: p.read_text() for p in target.iterdir()}
+    with pytest.raises(KeyboardInterrupt):  # interrupted while writing the new run
+        with open_run_folder(target, NAMES, overwrite=True) as folder:
+            assert folder.replaces
+            open(folder.file("model.npz"), "w").close()
+            raise KeyboardInterrupt
+    assert {p.name: p.read_text() for p in target.iterdir()} == before
+    assert all(old_id in text for text in before.values())
+    assert _hidden(tmp_path) == []
+    with open_run_folder(target, NAMES, overwrite=True) as folder:
+        new_id = _write_run(folder, "new") and folder.run_id
+    after = {p.name: p.read_text() for p in target.iterdir()}
+    assert set(after) == set(before) and all(new_id in t for t in after.values())
+    assert new_id != old_id and _hidden(tmp_path) == []
+
+
+def test_a_named_folder_holding_a_run_needs_overwrite(tmp_path):
+    with open_run_folder(tmp_path / "a", NAMES) as folder:
+        _write_run(folder, "old")
+    with pytest.raises(RunFolderTaken, match="holds a run already; pass --overwrite"):
+        open_run_folder(tmp_path / "a", NAMES)
+    assert _hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_holding_anything_else_is_never_touched(tmp_path, overwrite):
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    (tmp_path / "a" / "model.npz").write_text("mine")
+    (tmp_path / "a" / "notes.txt").write_text("mine")
+    with pytest.raises(RunFolderTaken, match=r"than a run's files \(data/, notes.txt\)"):
+        open_run_folder(tmp_path / "a", NAMES, overwrite=overwrite)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["data", "model.npz", "notes.txt"]
+    assert _hidden(tmp_path) == []
+
+
+def test_numbered_folders_never_replace_anything(tmp_path):
+    base = tmp_path / "runs" / "multiclass"
+    paths = []
+    for _ in range(3):
+        with open_run_folder(base, NAMES, numbered=True) as folder:
+            paths.append(_write_run(folder, "run"))
+    assert paths == [str(base), f"{base}-2", f"{base}-3"]
+    (tmp_path / "runs" / "multiclass-4").write_text("a file, not a folder")
+    (tmp_path / "runs" / "multiclass-5").mkdir()  # empty: free
+    with open_run_folder(base, NAMES, numbered=True) as folder:
+        assert folder.path == f"{base}-5"
+
+
+def test_a_folder_being_written_is_locked(tmp_path):
+    with open_run_folder(tmp_path / "a", NAMES):
+        with pytest.raises(MnistnetError, match="another mnistnet run is writing there"):
+            open_run_folder(tmp_path / "a", NAMES)
+        with open_run_folder(tmp_path / "a", NAMES, numbered=True) as second:
+            assert second.path == f"{tmp_path / 'a'}-2"
+
+
+def test_concurrent_runs_into_one_numbered_name_each_get_their_own(tmp_path):
+    base = tmp_path / "runs" / "m"
+    got, errors = [], []
+
+    def one_run():
+        try:
+            with open_run_folder(base, NAMES, numbered=True) as folder:
+                got.append(_write_run(folder, "run"))
+        except Exception as exc:  # collected: the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(got)) == 8
+    for path in got:  # each folder holds one run: both files name the same run id
+        texts = {open(os.path.join(path, n)).read() for n in NAMES[:2]}
+        assert len(texts) == 1
+    assert _hidden(tmp_path / "runs") == []
+
+
+def test_an_unwritable_place_fails_at_once(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(MnistnetError, match="cannot write files in the output folder .*Not a dir"):
+        open_run_folder(tmp_path / "afile" / "a", NAMES)
+    with pytest.raises(RunFolderTaken, match="is a file, not a folder"):
+        open_run_folder(tmp_path / "afile", NAMES)
+
+
+def test_deferred_signals_arrive_after_the_block():
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            seen.append("the block ran to its end")
+    assert seen == ["the block ran to its end"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
