@@ -1,32 +1,33 @@
 """A whole training run, from a resolved config to files on disk; no printing.
 
-``open_run(config)`` reserves the run folder (:mod:`mnistnet.runfolder`:
-one run per folder, written whole or not at all); ``run_training(config)``
-initialises, trains and scores; ``save_run`` stages model.npz, history.csv
-and metrics.json, ``write_plots`` the pictures (all or none), and
-``finish_run`` writes run.json and puts the folder in place. The CLI only
-adds the reporting around these calls::
+``run_training(config, train, test)`` initialises, trains and scores;
+``save_run(result)`` writes the run folder by the rule of
+:mod:`mnistnet.runfolder` (one run per folder, written whole or not at
+all, every file with the same run id)::
 
-    with open_run(config) as folder:
-        config = dataclasses.replace(config, out=folder.path)
-        result = run_training(config, *load_data(config))
-        paths, meta = save_run(result, folder)
-        paths.update(write_plots(result, meta, folder))
-        finish_run(folder, pictures="drawn")
+    config = TrainConfig(task="multiclass", dataset="mnist-sample", out="runs/a")
+    result = run_training(config, *load_data(config))
+    paths, meta = save_run(result, plots=True)       # runs/a/model.npz, ...
+
+The command line takes the steps of ``save_run`` one by one, to reserve
+the folder before training and to say what an interrupt kept:
+``open_run(config)`` reserves the folder, ``stage_run`` and
+``stage_plots`` write the files beside it, ``finish_run`` writes run.json
+and puts the folder in place.
 """
 
 import contextlib
+import dataclasses
 import datetime
-import hashlib
 import io
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from mnistnet import __version__, checkpoint, model
 from mnistnet.datasets import class_names
+from mnistnet.evaluation import file_sha256
 from mnistnet.fileio import write_json, write_text
 from mnistnet.functions import HEADS
 from mnistnet.optimizers import make_optimizer
@@ -42,7 +43,7 @@ RUN_FILES = (*OUTPUT_FILES, RUN_FILE, *PICTURE_FILES)  # every file a run folder
 PICTURES_STATES = ("drawn", "skipped", "failed", "interrupted")  # run.json "pictures"
 
 
-@dataclass
+@dataclasses.dataclass
 class RunResult:
     config: object  # TrainConfig
     params: dict
@@ -175,11 +176,48 @@ def history_csv(history, run_id):
     return out.getvalue()
 
 
-def save_run(result, folder):
-    """Stage model.npz, history.csv and metrics.json in ``folder`` (a RunFolder).
+def save_run(result, out_dir=None, *, plots=False, overwrite=False):
+    """Write the run folder of ``result``: model.npz, history.csv, metrics.json, run.json.
 
-    Returns ``(paths, metadata)``; ``paths`` is ``{kind: path}``, where each
-    file lies once :func:`finish_run` has put the folder in place.
+    ``out_dir`` defaults to the config's folder (numbered when the config
+    names none, see :func:`open_run`); ``plots`` adds the pictures. A
+    folder that holds a run is replaced only with ``overwrite``. If drawing
+    fails (or is interrupted), the run is saved without pictures and the
+    error raised after.
+
+    Returns ``(paths, metadata)``: ``paths`` is ``{kind: path}``.
+    """
+    config = result.config
+    if out_dir is not None:
+        config = dataclasses.replace(config, out=os.fspath(out_dir))
+    with open_run(config, overwrite=overwrite) as folder:
+        config = dataclasses.replace(config, out=folder.path)
+        staged = stage_run(dataclasses.replace(result, config=config), folder, plots=plots)
+        finish_run(folder, staged)
+    if staged.plot_error is not None:
+        raise staged.plot_error
+    return staged.paths, staged.meta
+
+
+@dataclasses.dataclass
+class StagedRun:
+    """What :func:`stage_run` wrote: ``paths`` ``{kind: path}`` (where each file
+    lies once the run is in place), model ``meta``, what became of the pictures
+    (one of :data:`PICTURES_STATES`) and, if drawing failed, ``plot_error``."""
+
+    paths: dict
+    meta: dict
+    pictures: str
+    plot_error: BaseException = None
+
+
+def stage_run(result, folder, plots=False):
+    """Stage model.npz, history.csv and metrics.json, then the pictures, in ``folder``.
+
+    ``folder`` is a :class:`~mnistnet.runfolder.RunFolder`. The pictures
+    are all or none: if drawing fails or is interrupted, those drawn so far
+    are removed and the run goes on without them (see
+    :attr:`StagedRun.plot_error`). Returns a :class:`StagedRun`.
     """
     meta = build_metadata(result, folder.run_id)
     with folder.writing():
@@ -187,7 +225,18 @@ def save_run(result, folder):
         write_text(folder.file("history.csv"), history_csv(result.history, folder.run_id))
         write_json(folder.file("metrics.json"), _metrics(result, meta))
     paths = {os.path.splitext(name)[0]: folder.final(name) for name in OUTPUT_FILES}
-    return paths, meta
+    staged = StagedRun(paths, meta, "skipped")
+    if plots:
+        try:
+            paths.update(_stage_plots(result, meta, folder))
+            staged.pictures = "drawn"
+        except (Exception, KeyboardInterrupt) as exc:
+            for name in PICTURE_FILES:
+                with contextlib.suppress(OSError):
+                    os.remove(folder.file(name))
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            staged.pictures, staged.plot_error = "interrupted" if interrupted else "failed", exc
+    return staged
 
 
 def _metrics(result, meta):
@@ -204,13 +253,8 @@ def _metrics(result, meta):
     }
 
 
-def write_plots(result, meta, folder):
-    """Stage every picture of the run in ``folder``: loss, accuracy, examples, hidden units, ...
-
-    All or none: if drawing fails or is interrupted, the pictures drawn so
-    far are removed before the error goes on, and the run can still be
-    finished without pictures.
-    """
+def _stage_plots(result, meta, folder):
+    """Every picture of the run, drawn into the staging folder: {kind: final path}."""
     from mnistnet import plots  # matplotlib is heavy: import it only when drawing
 
     config = result.config
@@ -218,52 +262,33 @@ def write_plots(result, meta, folder):
     columns = {
         name: result.history.column(name) for name in ("epoch", "loss", "train_acc", "test_acc")
     }
-    try:
-        with folder.writing():
-            written = plots.plot_history(columns, folder.staging, title)
-            written += plots.plot_report(
-                result.params, meta, result.test, folder.staging, train=result.train
-            )
-    except BaseException:
-        for name in PICTURE_FILES:
-            with contextlib.suppress(OSError):
-                os.remove(folder.file(name))
-        raise
+    with folder.writing():
+        written = plots.plot_history(columns, folder.staging, title)
+        written += plots.plot_report(
+            result.params, meta, result.test, folder.staging, train=result.train
+        )
     names = [os.path.basename(p) for p in written]
     return {os.path.splitext(name)[0]: folder.final(name) for name in names}
 
 
-def finish_run(folder, pictures):
+def finish_run(folder, staged):
     """Write run.json, then put the run folder in place (one rename); returns its path.
 
-    ``pictures`` says what became of them: one of :data:`PICTURES_STATES`.
+    ``staged`` is what :func:`stage_run` returned; run.json's path joins its ``paths``.
     """
-    if pictures not in PICTURES_STATES:
-        raise ValueError(f"pictures must be one of {PICTURES_STATES}, not {pictures!r}")
     files = {}
     for name in sorted(os.listdir(folder.staging)):
         if name in RUN_FILES:
-            files[name] = {"sha256": _sha256(folder.file(name)), "size": _size(folder, name)}
+            path = folder.file(name)
+            files[name] = {"sha256": file_sha256(path), "size": os.path.getsize(path)}
     record = {
         "run_id": folder.run_id,
         "mnistnet_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "pictures": pictures,
+        "pictures": staged.pictures,
         "files": files,
     }
     with folder.writing():
         write_json(folder.file(RUN_FILE), record)
+    staged.paths["run"] = folder.final(RUN_FILE)
     return folder.commit()
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _size(folder, name):
-    return os.path.getsize(folder.file(name))
-

@@ -177,9 +177,12 @@ def _train(task, options):
         if result.interrupted and not (switches["save_on_interrupt"] and result.history.records):
             hint = "" if switches["save_on_interrupt"] else " (--save-on-interrupt keeps them)"
             _stop(None, f"after {len(result.history.records)} epochs; {_kept(folder)}{hint}.")
-        paths, pictures, plot_error = _save(result, switches, folder)
-        _report(config, result, switches, console, paths, folder)
-    _exit_after_saving(result, folder, pictures, plot_error)
+        staged = _save(result, switches, folder)
+        try:
+            _report(config, result, switches, console, staged.paths, folder)
+        except KeyboardInterrupt as exc:
+            _stop(exc, f"after the run was saved in {folder.path}.")
+    _exit_after_saving(result, folder, staged)
 
 
 def _resolve(task, config_file, flag_values):
@@ -198,7 +201,7 @@ def _open_run(config, overwrite):
     try:
         return open_run(config, overwrite=overwrite)
     except RunFolderTaken as exc:
-        raise click.BadParameter(str(exc), param_hint="'--out'") from None
+        raise click.BadParameter(_plain(str(exc)), param_hint="'--out'") from None
 
 
 def _fit(config, switches, console):
@@ -206,7 +209,7 @@ def _fit(config, switches, console):
     from mnistnet import experiment
     from mnistnet.cli.progress import download_progress
     from mnistnet.cli.reporting import TrainingReporter
-    from mnistnet.console import print_json
+    from mnistnet.console import literal, print_json
 
     with download_progress(console) as progress:
         train, test = experiment.load_data(config, switches["mirrors"], progress=progress)
@@ -214,6 +217,7 @@ def _fit(config, switches, console):
         f"{config.dataset}: {len(train)} training and {len(test)} test images "
         f"of {', '.join(map(str, config.classes))}"
     )
+    console.print(f"Run folder: {literal(config.out)}", soft_wrap=True)
     title = f"784-{config.hidden}-{N_OUTPUTS[config.task]} ({config.optimizer}, lr {config.lr:g})"
     with TrainingReporter(console, config.epochs, config.log_interval, title) as reporter:
 
@@ -226,35 +230,24 @@ def _fit(config, switches, console):
 
 
 def _save(result, switches, folder):
-    """Stage the run's files, then its pictures (all or none), and put the folder in place.
+    """Stage the run's files and pictures, then put the folder in place; a StagedRun.
 
-    Returns ``(paths, pictures, plot_error)``: ``pictures`` is what became
-    of them (run.json's ``"pictures"``). An interrupt while drawing keeps
-    the run without pictures; one before the folder is in place keeps nothing.
+    An interrupt before the folder is in place keeps nothing (an earlier
+    run stays whole); one while drawing keeps the run without pictures.
     """
     from mnistnet import experiment
 
     try:
-        paths, meta = experiment.save_run(result, folder)
-        pictures, plot_error = "skipped", None
-        if not switches["no_plots"]:
-            try:
-                paths.update(experiment.write_plots(result, meta, folder))
-                pictures = "drawn"
-            except KeyboardInterrupt:
-                pictures = "interrupted"
-            except Exception as exc:  # report it; the run is saved without pictures
-                pictures, plot_error = "failed", exc
-        paths["run"] = folder.final(experiment.RUN_FILE)
-        experiment.finish_run(folder, pictures)
-    except KeyboardInterrupt as exc:
-        if not folder.committed:
-            _stop(exc, f"while saving; {_kept(folder)}.")
-        pictures = "interrupted" if pictures == "drawn" else pictures  # after the commit
+        staged = experiment.stage_run(result, folder, plots=not switches["no_plots"])
+        experiment.finish_run(folder, staged)
+    except KeyboardInterrupt as exc:  # the commit defers it: after it, the run is whole
+        _stop(exc, f"after the run was saved in {folder.path}." if folder.committed
+              else f"while saving; {_kept(folder)}.")  # fmt: skip
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        raise click.ClickException(f"{where}{exc.strerror or exc}; {_kept(folder)}") from None
-    return paths, pictures, plot_error
+        message = f"{where}{exc.strerror or exc}; {_kept(folder)}"
+        raise click.ClickException(_plain(message)) from None
+    return staged
 
 
 def _report(config, result, switches, console, paths, folder):
@@ -278,19 +271,27 @@ def _report(config, result, switches, console, paths, folder):
     console.print(files)
 
 
-def _exit_after_saving(result, folder, pictures, plot_error):
+def _exit_after_saving(result, folder, staged):
     """Exit 1 if the pictures failed, 130/143 if interrupted; say what was kept."""
-    if plot_error is not None:
-        raise click.ClickException(
+    if staged.pictures == "failed":
+        message = (
             f"the run was saved in {folder.path} without pictures: drawing them failed: "
-            f"{plot_error}"
+            f"{staged.plot_error}"
         )
-    if pictures == "interrupted":
-        _stop(None, f"while drawing the pictures; the run was saved in {folder.path} "
+        raise click.ClickException(_plain(message))
+    if staged.pictures == "interrupted":
+        _stop(staged.plot_error, f"while drawing the pictures; the run was saved in {folder.path} "
                     "without pictures.")  # fmt: skip
     if result.interrupted:
         _stop(None, f"after {len(result.history.records)} epochs; the model trained so far "
                     f"was saved in {folder.path}.")  # fmt: skip
+
+
+def _plain(text):
+    """``text`` for the terminal, its control characters spelled out (paths are data)."""
+    from mnistnet.console import escape_control  # rich stays out of `mnistnet --help`
+
+    return escape_control(text)
 
 
 def _kept(folder):
@@ -303,5 +304,5 @@ def _kept(folder):
 def _stop(exc, what):
     """Print "Interrupted WHAT" (or "Terminated WHAT") on stderr; exit 130 (or 143)."""
     status, word = interrupt_status(exc)
-    click.echo(f"{word} {what}", err=True)
+    click.echo(_plain(f"{word} {what}"), err=True)
     sys.exit(status)
