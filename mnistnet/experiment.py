@@ -263,7 +263,7 @@ def _stage_plots(result, meta, folder):
         name: result.history.column(name) for name in ("epoch", "loss", "train_acc", "test_acc")
     }
     with folder.writing():
-        written = plots.plot_history(columns, folder.staging, title)
+        written = plots.plot_history(columns, folder.staging, title, run_id=folder.run_id)
         written += plots.plot_report(
             result.params, meta, result.test, folder.staging, train=result.train
         )

@@ -26,8 +26,9 @@ import os
 
 import numpy as np
 
+from mnistnet import __version__
 from mnistnet.fileio import atomic_path
-from mnistnet.model import predict
+from mnistnet.model import INIT_METHODS, init_params, predict
 from mnistnet.tasks import task_title
 
 DPI = 100  # figure sizes below are in inches; pixels = inches * DPI
@@ -51,6 +52,7 @@ PICTURE_FILES = (
     "examples.png",
     "hidden-units.png",
 )
+RUN_ID_KEY = "mnistnet run id"  # PNG text chunk: the run a picture belongs to
 DIGIT_CMAP = "gray"  # white digit on black, MNIST's own convention
 WEIGHT_CMAP = "RdBu_r"  # red excites, blue inhibits, white is zero
 RIGHT, WRONG = "#1a7f37", "#c62828"  # caption colours: correct, wrong
@@ -137,7 +139,7 @@ def select_one_per_class(y, P, n_classes=None):
 # --- figures --------------------------------------------------------------------------
 
 
-def plot_history(history, out_dir, title):
+def plot_history(history, out_dir, title, run_id=None):
     """Learning curves of a training run.
 
     Parameters
@@ -148,6 +150,8 @@ def plot_history(history, out_dir, title):
     out_dir : str or path-like
     title : str
         Names the task and dataset, e.g. ``"binary 5 vs 8 · mnist-sample"``.
+    run_id : str, optional
+        Recorded in each PNG (text key :data:`RUN_ID_KEY`).
 
     Returns
     -------
@@ -160,22 +164,22 @@ def plot_history(history, out_dir, title):
         return []
     marker = "o" if len(epochs) <= 30 else None
     return [
-        _plot_loss(epochs, history["loss"], marker, out_dir, title),
-        _plot_accuracy(epochs, history, marker, out_dir, title),
+        _plot_loss(epochs, history["loss"], marker, out_dir, title, run_id),
+        _plot_accuracy(epochs, history, marker, out_dir, title, run_id),
     ]
 
 
-def _plot_loss(epochs, loss, marker, out_dir, title):
+def _plot_loss(epochs, loss, marker, out_dir, title, run_id):
     fig, ax = _pyplot().subplots(figsize=SIZES["loss"], layout="constrained")
     loss = np.asarray(loss, dtype=float)
     ax.plot(epochs, loss, marker=marker, color="C0", label="training loss")
     if np.all(loss > 0) and loss.max() / loss.min() > 100:
         ax.set_yscale("log")  # the first epochs would flatten everything else
     ax.set_ylabel("mean loss per training image")
-    return _finish_curves(fig, ax, f"{title}: training loss", out_dir, "loss.png")
+    return _finish_curves(fig, ax, f"{title}: training loss", out_dir, "loss.png", run_id)
 
 
-def _plot_accuracy(epochs, history, marker, out_dir, title):
+def _plot_accuracy(epochs, history, marker, out_dir, title, run_id):
     fig, ax = _pyplot().subplots(figsize=SIZES["accuracy"], layout="constrained")
     train = 100 * np.asarray(history["train_acc"], dtype=float)
     ax.plot(epochs, train, marker=marker, color="C0", label="train")
@@ -186,17 +190,17 @@ def _plot_accuracy(epochs, history, marker, out_dir, title):
         e, a = zip(*test, strict=True)
         ax.plot(e, 100 * np.asarray(a, dtype=float), marker=marker, color="C1", label="test")
     ax.set_ylabel("accuracy (%)")
-    return _finish_curves(fig, ax, f"{title}: accuracy", out_dir, "accuracy.png")
+    return _finish_curves(fig, ax, f"{title}: accuracy", out_dir, "accuracy.png", run_id)
 
 
-def _finish_curves(fig, ax, title, out_dir, name):
+def _finish_curves(fig, ax, title, out_dir, name, run_id):
     """Axis, title, integer epoch ticks, grid and legend of a learning curve; then save it."""
     ax.set_xlabel("epoch")
     ax.set_title(title)
     _epoch_ticks(ax)
     ax.grid(True, alpha=0.3)
     ax.legend()
-    return _save(fig, out_dir, name)
+    return _save(fig, out_dir, name, run_id)
 
 
 def plot_report(params, meta, test, out_dir, train=None):
@@ -270,7 +274,7 @@ def plot_binary_examples(data, P, names, meta, out_dir, per_row=5):
         "the prediction",
         fontsize=12,
     )
-    return _save(fig, out_dir, f"examples-{data.split}.png")
+    return _save(fig, out_dir, f"examples-{data.split}.png", meta.get("run_id"))
 
 
 def plot_confusion(data, P, names, meta, out_dir):
@@ -313,7 +317,7 @@ def plot_confusion(data, P, names, meta, out_dir):
         fontsize=12,
     )
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
-    return _save(fig, out_dir, "confusion.png")
+    return _save(fig, out_dir, "confusion.png", meta.get("run_id"))
 
 
 def plot_errors(data, P, names, meta, out_dir, k=30, cols=6):
@@ -339,7 +343,7 @@ def plot_errors(data, P, names, meta, out_dir, k=30, cols=6):
         f"confident of {n_wrong:,} errors\n(p) = probability the model gave its wrong answer",
         fontsize=12,
     )
-    return _save(fig, out_dir, "errors.png")
+    return _save(fig, out_dir, "errors.png", meta.get("run_id"))
 
 
 def plot_examples(data, P, names, meta, out_dir, cols=5):
@@ -374,44 +378,74 @@ def plot_examples(data, P, names, meta, out_dir, cols=5):
         "(p) = the model's probability for it, the highest of its class",
         fontsize=12,
     )
-    return _save(fig, out_dir, "examples.png")
+    return _save(fig, out_dir, "examples.png", meta.get("run_id"))
 
 
 def plot_hidden_units(params, meta, out_dir, n_units=64, cols=8):
-    """``hidden-units.png``: the incoming weights of the first ``n_units`` hidden units.
+    """``hidden-units.png``: what training changed in the incoming weights of the first units.
 
-    One shared colour scale (symmetric, clipped at the 99th percentile of
-    the weights shown) so units can be compared with each other.
+    Each unit's final weights minus its initial ones, which the recorded
+    ``init`` and ``seed`` rebuild exactly (:func:`initial_W1`). Drawn as they
+    are, the weights of a short run at a small learning rate (the notebook's
+    recipe) are almost all initial noise; their change is what was learnt.
+    Without a recorded init and seed, the weights themselves are drawn, and
+    the title says so. One shared colour scale (symmetric, clipped at the 99th
+    percentile) so units can be compared with each other.
     """
     plt = _pyplot()
     W1 = np.asarray(params["W1"], dtype=float)
     n = min(n_units, W1.shape[1])
-    rows = -(-n // cols)
-    weights = W1[:, :n]
-    vmax = float(np.percentile(np.abs(weights), 99)) or 1.0
+    W1_init = initial_W1(meta)
+    shown = W1[:, :n] if W1_init is None else W1[:, :n] - W1_init[:, :n]
+    vmax = float(np.percentile(np.abs(shown), 99)) or 1.0
     fig, axes = plt.subplots(
-        rows, cols, figsize=SIZES["hidden-units"], layout="constrained", squeeze=False
+        -(-n // cols), cols, figsize=SIZES["hidden-units"], layout="constrained", squeeze=False
     )
     im = None
     for j, ax in enumerate(axes.flat):
         _blank(ax)
         if j < n:
             im = ax.imshow(
-                weights[:, j].reshape(28, 28),
+                shown[:, j].reshape(28, 28),
                 cmap=WEIGHT_CMAP,
                 vmin=-vmax,
                 vmax=vmax,
                 interpolation="nearest",
             )
             ax.set_title(str(j), fontsize=8, pad=2)
-    fig.colorbar(im, ax=axes, shrink=0.6, label="weight (red: brighter pixel raises the unit)")
     dataset = (meta.get("dataset") or {}).get("name", "?")
-    title = task_title(meta["task"], display_names(meta))
-    fig.suptitle(
-        f"{title} on {dataset}: incoming weights of hidden units 0-{n - 1} (of {W1.shape[1]})",
-        fontsize=12,
-    )
-    return _save(fig, out_dir, "hidden-units.png")
+    units = f"hidden units 0-{n - 1} (of {W1.shape[1]})"
+    head = f"{task_title(meta['task'], display_names(meta))} on {dataset}"
+    if W1_init is None:
+        label = "weight (red: a brighter pixel raises the unit)"
+        title = f"{head}: {units}\nincoming weights (no recorded init and seed: as they are)"
+    else:
+        config = meta["config"]
+        label = "change (red: training made a brighter pixel raise the unit more)"
+        title = (
+            f"{head}: what training changed, {units}\n"
+            f"final minus initial incoming weights ({config['init']} init, seed {config['seed']})"
+        )
+    fig.colorbar(im, ax=axes, shrink=0.6, label=label)
+    fig.suptitle(title, fontsize=12)
+    return _save(fig, out_dir, "hidden-units.png", meta.get("run_id"))
+
+
+def initial_W1(meta):
+    """W1 as training started, rebuilt from the metadata's init and seed; None if unrecorded.
+
+    :func:`mnistnet.model.init_params` draws from ``RandomState(seed)``, so
+    the same init, seed, layers and dtype give the same numbers, bit for bit.
+    """
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        return None
+    method, seed, layers = config.get("init"), config.get("seed"), meta.get("layers")
+    if method not in INIT_METHODS or type(seed) is not int or not 0 <= seed < 2**32:
+        return None
+    n_in, n_hidden, n_out = layers
+    params = init_params(n_in, n_hidden, n_out, method=method, seed=seed, dtype=meta["dtype"])
+    return params["W1"]
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -443,13 +477,17 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out_dir, name):
+def _save(fig, out_dir, name, run_id=None):
+    """Write ``fig`` to ``out_dir/name``; the PNG records the run id (text key ``RUN_ID_KEY``)."""
     import matplotlib.pyplot as plt
 
     path = os.path.join(os.fspath(out_dir), name)
+    metadata = {"Software": f"mnistnet {__version__}"}
+    if run_id is not None:
+        metadata[RUN_ID_KEY] = str(run_id)
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
+            fig.savefig(tmp, format="png", dpi=DPI, metadata=metadata)
     finally:
         plt.close(fig)
     return path

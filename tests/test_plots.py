@@ -193,3 +193,78 @@ def test_help_and_info_never_import_matplotlib(args, binary_model):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# --- run ids and what training changed (issue 9) ----------------------------------------
+
+
+def _png_text(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return dict(image.text)
+
+
+def test_every_picture_records_the_run_id(binary_report, multiclass_report, tmp_path):
+    for paths, _, meta, _ in (binary_report, multiclass_report):
+        assert meta["run_id"]
+        for path in paths:
+            assert _png_text(path)[plots.RUN_ID_KEY] == meta["run_id"], path
+    history = {"epoch": [1], "loss": [0.5], "train_acc": [0.8], "test_acc": [0.7]}
+    for path in plots.plot_history(history, tmp_path, "t", run_id="20261127-101500-3fa2c91b"):
+        assert _png_text(path)[plots.RUN_ID_KEY] == "20261127-101500-3fa2c91b"
+
+
+def test_the_recorded_init_and_seed_rebuild_the_initial_weights(tmp_path, monkeypatch):
+    from helpers import run
+
+    from mnistnet import training
+
+    started = {}
+    real_fit = training.fit
+
+    def fit(params, *args, **kwargs):
+        started.update({k: v.copy() for k, v in params.items()})
+        return real_fit(params, *args, **kwargs)
+
+    monkeypatch.setattr("mnistnet.experiment.fit", fit)
+    out = tmp_path / "o"
+    args = ["--dataset", "mnist-sample", "--samples-per-class", 20, "--hidden", 8, "--epochs", 2]
+    for init in ("notebook", "xavier"):
+        result = run("train-binary", "--digits", 3, 7, *args, "--init", init, "--seed", 11,
+                     "--dtype", "float32", "--out", out / init, "--no-plots", "-q")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        params, meta = checkpoint.load_model(out / init / "model.npz")
+        W1_init = plots.initial_W1(meta)
+        assert W1_init.dtype == np.float32 and np.array_equal(W1_init, started["W1"])
+        assert not np.array_equal(params["W1"], W1_init)  # training moved them
+
+
+def _drawn_units(monkeypatch, params, meta, tmp_path):
+    """The 28x28 arrays and the title hidden-units.png shows."""
+    drawn = {}
+
+    def save(fig, out_dir, name, run_id=None):
+        drawn["units"] = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+        drawn["title"] = fig._suptitle.get_text()
+        return name
+
+    monkeypatch.setattr(plots, "_save", save)
+    plots.plot_hidden_units(params, meta, tmp_path, n_units=4, cols=2)
+    return drawn
+
+
+def test_hidden_units_show_what_training_changed(binary_model, tmp_path, monkeypatch):
+    params, meta = checkpoint.load_model(binary_model)
+    change = params["W1"] - plots.initial_W1(meta)
+    drawn = _drawn_units(monkeypatch, params, meta, tmp_path)
+    assert len(drawn["units"]) == 4
+    for j, image in enumerate(drawn["units"]):
+        assert np.allclose(image, change[:, j].reshape(28, 28))
+    assert "what training changed" in drawn["title"]
+    assert "final minus initial incoming weights (xavier init, seed 0)" in drawn["title"]
+
+    del meta["config"]  # no recorded init: the weights as they are, and the title says so
+    drawn = _drawn_units(monkeypatch, params, meta, tmp_path)
+    assert np.allclose(drawn["units"][0], params["W1"][:, 0].reshape(28, 28))
+    assert "(no recorded init and seed: as they are)" in drawn["title"]
