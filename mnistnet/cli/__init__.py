@@ -24,7 +24,7 @@ def main():
       mnistnet evaluate runs/binary-5-8/model.npz --dataset mnist-sample
 
     Exit codes: 0 ok, 1 failure, 2 usage error, 3 below --min-accuracy,
-    130 interrupted.
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
 
 
