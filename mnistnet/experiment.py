@@ -89,7 +89,9 @@ def open_run(config, overwrite=False):
     one that holds a run is replaced only with ``overwrite``.
     """
     numbered = config.out is None and not overwrite
-    return open_run_folder(config.out_dir, RUN_FILES, numbered=numbered, overwrite=overwrite)
+    return open_run_folder(
+        config.out_dir, RUN_FILES, numbered=numbered, overwrite=overwrite, last=RUN_FILE
+    )
 
 
 def run_training(config, train, test, on_epoch=None):

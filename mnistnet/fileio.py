@@ -13,11 +13,10 @@ import tempfile
 from mnistnet.errors import MnistnetError
 
 
-def usual_mode(folder=False):
-    """The mode a new file (or ``folder``) gets from ``open`` (``mkdir``) under the umask."""
+def _umask():
     mask = os.umask(0)
     os.umask(mask)
-    return (0o777 if folder else 0o666) & ~mask
+    return mask
 
 
 @contextlib.contextmanager
@@ -44,7 +43,7 @@ def temporary_path(path):
 def move_into_place(tmp, path):
     """Rename the finished temporary file ``tmp`` to ``path`` (atomic within one folder)."""
     # mkstemp makes the file private (0600); give it the mode any new file gets.
-    os.chmod(tmp, usual_mode())
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         os.replace(tmp, path)
     except OSError as exc:  # name the file the user asked for, not our temporary

@@ -2,24 +2,29 @@
 
 The rule (README, "Run folders"):
 
-- A run's files are written into a hidden staging folder beside the run
-  folder (``.NAME.XXXXXXXX.partial``) and appear together, by one rename, when
-  every one of them is complete (:meth:`RunFolder.commit`). An error or an
-  interrupt before that removes the staging folder: the run folder keeps
-  what it held before, nothing or an earlier run.
+- A run's files are written into a hidden staging folder inside the run
+  folder (``.mnistnet-partial-XXXXXXXX``) and moved into place together
+  when every one of them is complete (:meth:`RunFolder.commit`), the
+  ``last`` file (run.json) last. An error or an interrupt before that
+  removes the staging folder: the run folder keeps what it held before,
+  nothing or an earlier run. Ctrl-C and SIGTERM wait for the moves.
 - A run folder must be free: missing or empty. A numbered folder (the
   default ``runs/multiclass``) that is taken becomes ``runs/multiclass-2``,
   ``-3``, ...: it never replaces anything. A named folder that holds a run
   (nothing but a run's files) is replaced only with ``overwrite``: the old
-  run moves aside, the new one is renamed in, the old one is deleted. A
-  folder holding anything else is never touched.
+  files move aside, the new ones in, the old ones are deleted. A folder
+  holding anything else is never touched.
 - From :func:`open_run_folder` to the end, the process holds a lock on the
   run folder (``fcntl.flock``, where the platform has it): a second run
-  aimed at the same folder takes the next number or fails at once.
+  aimed at the same folder takes the next number or fails at once. A
+  staging folder found in a folder that nobody locks was left by a killed
+  run, and is removed.
 - Every file records the same run id (:attr:`RunFolder.run_id`).
 
-No step races: the staging folder comes from ``mkdtemp`` (a unique name),
-a new run folder from ``mkdir`` (one process wins), the lock from the kernel.
+No step races: a new run folder comes from ``mkdir`` (one process wins),
+the lock from the kernel, the staging folder from ``mkdtemp``. Everything
+happens inside the run folder, so it may be a mount point or the current
+folder, and its parent need not be writable.
 
 >>> with open_run_folder("runs/demo", names=("a.txt",), numbered=True) as folder:
 ...     _ = open(folder.file("a.txt"), "w").write("hello")
@@ -40,14 +45,14 @@ import tempfile
 import threading
 
 from mnistnet.errors import MnistnetError
-from mnistnet.fileio import usual_mode
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; the renames still never mix two runs
+except ImportError:  # Windows: no advisory locks; runs started together may then collide
     fcntl = None
 
 MAX_NUMBER = 9999  # runs/multiclass-9999 is the last name tried
+HIDDEN_PREFIX = ".mnistnet-"  # our staging (partial) and aside (old) folders inside a run folder
 
 
 class RunFolderTaken(MnistnetError):
@@ -67,20 +72,20 @@ def new_run_id():
 class RunFolder:
     """A run folder being written; make it with :func:`open_run_folder`.
 
-    Attributes: ``path`` (the run folder, as it will be named), ``staging``
-    (the hidden folder the files go to until :meth:`commit`), ``run_id``,
+    Attributes: ``path`` (the run folder), ``staging`` (the hidden folder
+    inside it that the files go to until :meth:`commit`), ``run_id``,
     ``replaces`` (True when it replaces an earlier run), ``committed``.
     """
 
-    def __init__(self, path, real, staging, lock_fd, replaces, created):
+    def __init__(self, path, staging, lock_fd, replaces, created, last):
         self.path = path
         self.staging = staging
-        self._real = real
         self.run_id = new_run_id()
         self.replaces = replaces
         self.committed = False
         self._lock_fd = lock_fd
         self._created = created  # folders made for this run, removed again if it fails
+        self._last = last
 
     def file(self, name):
         """Where file ``name`` of the run is written until the commit."""
@@ -104,19 +109,22 @@ class RunFolder:
             raise OSError(exc.errno, exc.strerror or str(exc), shown) from exc
 
     def commit(self):
-        """Put the staged files in place, all in one rename; returns :attr:`path`.
+        """Move the staged files into place, the earlier run's out first; returns :attr:`path`.
 
         Ctrl-C and SIGTERM wait until it is done (the interrupt follows it).
         """
-        os.chmod(self.staging, usual_mode(folder=True))  # mkdtemp made it private
         with deferred_signals():
-            if self.replaces:
-                _swap(self.staging, self._real)
-            else:
-                _check_still_ours(self._real, self._lock_fd)
-                os.rename(self.staging, self._real)  # replaces our empty, locked folder
+            if self._lock_fd is not None and not _same_file(self._lock_fd, self.path):
+                raise MnistnetError(f"the output folder {self.path} was replaced meanwhile")
+            aside = _hidden_folder(self.path, "old-") if self.replaces else None
+            if aside is not None:  # the earlier run, its last file first
+                _move_all(self.path, aside, self._last, last_first=True)
+            _move_all(self.staging, self.path, self._last, last_first=False)
             self.committed = True
             self._created = []
+            os.rmdir(self.staging)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
         return self.path
 
     def close(self):
@@ -124,7 +132,7 @@ class RunFolder:
         with deferred_signals():
             if not self.committed:
                 shutil.rmtree(self.staging, ignore_errors=True)
-                _remove_empty(self._created)
+                _remove_empty(self._created)  # while locked: nobody else uses them
             self._created = []
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # closing releases the lock
@@ -138,12 +146,14 @@ class RunFolder:
         return False
 
 
-def open_run_folder(path, names, *, numbered=False, overwrite=False):
+def open_run_folder(path, names, *, numbered=False, overwrite=False, last=None):
     """Reserve the run folder ``path`` (or, ``numbered``, the first free ``path-N``).
 
     ``names`` are the files a run may hold; a folder holding only these is
-    a run. Creates the staging folder beside it (which also proves that
-    files can be written there) and locks the run folder.
+    a run. ``last`` (one of them) is moved in last and out first, so that a
+    folder holding it holds a whole run. Creates the folder if needed,
+    locks it and makes the staging folder inside (which also proves that
+    files can be written there).
 
     Raises :class:`RunFolderTaken` when a named ``path`` holds a run and
     ``overwrite`` is False, or holds anything that is not a run's file;
@@ -151,12 +161,10 @@ def open_run_folder(path, names, *, numbered=False, overwrite=False):
     cannot be written.
     """
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    created = _makedirs(parent, path)
+    created = _makedirs(os.path.dirname(os.path.abspath(path)), path)
     try:
-        candidates = _numbered(path) if numbered else (path,)
-        for candidate in candidates:
-            folder = _try_reserve(candidate, names, numbered, overwrite, created)
+        for candidate in _numbered(path) if numbered else (path,):
+            folder = _try_reserve(candidate, names, numbered, overwrite, created, last)
             if folder is not None:
                 return folder
         raise MnistnetError(f"the output folder {path}: every name up to -{MAX_NUMBER} is taken")
@@ -165,9 +173,9 @@ def open_run_folder(path, names, *, numbered=False, overwrite=False):
         raise
 
 
-def _try_reserve(path, names, numbered, overwrite, created):
+def _try_reserve(path, names, numbered, overwrite, created, last):
     """A :class:`RunFolder` for ``path``, or None if ``numbered`` and ``path`` is taken."""
-    made = _mkdir(path)
+    made = _mkdir(path, path)
     if not os.path.isdir(path):
         if numbered:
             return None
@@ -179,31 +187,32 @@ def _try_reserve(path, names, numbered, overwrite, created):
         raise MnistnetError(
             f"the output folder {path}: another mnistnet run is writing there", setting="out"
         )
-    real = os.path.realpath(path)  # a link to a folder: the run goes where it points
     staging = None
     try:
         replaces = _judge(path, names, numbered, overwrite)
         if replaces is not None:
-            try:
-                staging = _sibling(real, ".partial")
-            except OSError as exc:
-                raise _unwritable(path, exc) from None
+            staging = _hidden_folder(path, "partial-")
     finally:
         if staging is None:  # not ours after all: leave it as we found it
             if made:
-                with contextlib.suppress(OSError):
-                    os.rmdir(real)  # we hold its lock: nobody else uses it
+                _remove_empty([path])  # we hold its lock: nobody else uses it
             _close(lock_fd)
     if staging is None:
         return None
-    owned = [*created, real] if made else list(created)
-    return RunFolder(path, real, staging, lock_fd, replaces, owned)
+    owned = [*created, path] if made else list(created)
+    return RunFolder(path, staging, lock_fd, replaces, owned, last)
 
 
 def _judge(path, names, numbered, overwrite):
-    """False: ``path`` is empty; True: it holds a run to replace; None: numbered, taken."""
+    """False: ``path`` is empty; True: it holds a run to replace; None: numbered, taken.
+
+    Called with the folder locked: staging folders in it are a killed run's, removed.
+    """
     with os.scandir(path) as it:
         entries = sorted(it, key=lambda e: e.name)
+    for entry in [e for e in entries if _ours(e)]:
+        shutil.rmtree(entry.path, ignore_errors=True)
+        entries.remove(entry)
     if not entries:
         return False
     if numbered:
@@ -226,10 +235,32 @@ def _judge(path, names, numbered, overwrite):
     return True
 
 
+def _ours(entry):
+    return entry.name.startswith(HIDDEN_PREFIX) and entry.is_dir(follow_symlinks=False)
+
+
 def _numbered(path):
     yield path
     for n in range(2, MAX_NUMBER + 1):
         yield f"{path}-{n}"
+
+
+def _hidden_folder(path, kind):
+    """A new hidden folder inside ``path``: ``.mnistnet-<kind>XXXXXXXX``."""
+    try:
+        return tempfile.mkdtemp(dir=path, prefix=HIDDEN_PREFIX + kind)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def _move_all(source, target, last, last_first):
+    """Rename every file of folder ``source`` into ``target`` (hidden folders stay)."""
+    names = sorted(n for n in os.listdir(source) if not n.startswith(HIDDEN_PREFIX))
+    if last in names:
+        names.remove(last)
+        names.insert(0 if last_first else len(names), last)
+    for name in names:
+        os.replace(os.path.join(source, name), os.path.join(target, name))
 
 
 def _makedirs(parent, path):
@@ -257,7 +288,7 @@ def _remove_empty(folders):
             os.rmdir(folder)  # another run may have started using it: then it stays
 
 
-def _mkdir(path, out=None):
+def _mkdir(path, out):
     """Make folder ``path``; True if this call made it, False if something is there.
 
     ``out`` is the output folder asked for, named in the error.
@@ -273,7 +304,7 @@ def _mkdir(path, out=None):
     except OSError as exc:
         if os.path.lexists(path):  # e.g. EACCES on a folder that exists: judged later
             return False
-        raise _unwritable(out or path, exc) from None
+        raise _unwritable(out, exc) from None
     return True
 
 
@@ -290,7 +321,10 @@ def _lock(path):
     if fcntl is None:
         return None
     for _ in range(3):
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -301,7 +335,7 @@ def _lock(path):
             raise
         if _same_file(fd, path):
             return fd
-        os.close(fd)  # replaced between open and lock (a run was put there): again
+        os.close(fd)  # replaced between open and lock: look again
     return False
 
 
@@ -316,30 +350,6 @@ def _same_file(fd, path):
     except OSError:
         return False
     return os.path.samestat(os.fstat(fd), st)
-
-
-def _check_still_ours(path, lock_fd):
-    if lock_fd is not None and not _same_file(lock_fd, path):
-        raise MnistnetError(f"the output folder {path} was replaced while this run was written")
-
-
-def _sibling(path, suffix):
-    """A new, empty, hidden folder beside ``path``: ``.NAME.XXXXXXXX<suffix>``."""
-    return tempfile.mkdtemp(
-        dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=suffix
-    )
-
-
-def _swap(staging, path):
-    """Replace the run in ``path`` with ``staging``: old aside, new in, old deleted."""
-    aside = _sibling(path, ".old")
-    os.rename(path, aside)  # replaces the empty folder mkdtemp made
-    try:
-        os.rename(staging, path)
-    except BaseException:
-        os.rename(aside, path)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 @contextlib.contextmanager

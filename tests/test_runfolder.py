@@ -2,7 +2,6 @@
 
 import os
 import signal
-import stat
 import threading
 
 import pytest
@@ -26,23 +25,43 @@ def _hidden(parent):
 
 def test_files_appear_together_at_the_commit_and_nothing_is_left_beside(tmp_path):
     target = tmp_path / "runs" / "a"
-    with open_run_folder(target, NAMES) as folder:
-        assert target.is_dir() and list(target.iterdir()) == []  # reserved, still empty
-        with open(folder.file("model.npz"), "w") as f:
-            f.write("weights")
-        assert list(target.iterdir()) == []  # staged beside it, hidden
-        assert os.path.dirname(folder.staging) == str(tmp_path / "runs")
-        assert _hidden(tmp_path / "runs")[0].startswith(".a.")
+    with open_run_folder(target, NAMES, last="history.csv") as folder:
+        assert target.is_dir() and _visible(target) == []  # reserved, still empty
+        for name in ("model.npz", "history.csv"):
+            with open(folder.file(name), "w") as f:
+                f.write("data")
+        assert _visible(target) == []  # staged inside it, hidden
+        assert os.path.dirname(folder.staging) == str(target)
+        assert os.path.basename(folder.staging).startswith(".mnistnet-partial-")
         assert folder.commit() == str(target)
-    assert [p.name for p in target.iterdir()] == ["model.npz"]
-    assert _hidden(tmp_path / "runs") == []
-    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~_umask()
+    assert sorted(os.listdir(target)) == ["history.csv", "model.npz"]
+    assert os.listdir(tmp_path / "runs") == ["a"]
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _visible(folder):
+    return [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+
+
+def test_the_folder_asked_for_is_used_itself(tmp_path, monkeypatch):
+    # An existing empty folder (a mount point, the current folder) is filled, not replaced.
+    here = tmp_path / "empty"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    with open_run_folder(".", NAMES) as folder:
+        _write_run(folder, "run")
+    assert sorted(os.listdir(here)) == ["history.csv", "model.npz"]
+    assert here.stat().st_ino == inode
+
+
+def test_a_staging_folder_left_by_a_killed_run_is_removed(tmp_path):
+    with open_run_folder(tmp_path / "a", NAMES) as folder:
+        _write_run(folder, "old")
+    (tmp_path / "a" / ".mnistnet-partial-dead").mkdir()  # kill -9 while training
+    (tmp_path / "a" / ".mnistnet-partial-dead" / "model.npz").write_text("half")
+    with open_run_folder(tmp_path / "a", NAMES, overwrite=True) as folder:
+        _write_run(folder, "new")
+    assert sorted(os.listdir(tmp_path / "a")) == ["history.csv", "model.npz"]
 
 
 def test_a_run_that_fails_leaves_nothing_not_even_the_folders_it_made(tmp_path):
@@ -65,12 +84,12 @@ def test_an_earlier_run_stays_whole_until_the_new_one_is_complete(tmp_path):
             raise KeyboardInterrupt
     assert {p.name: p.read_text() for p in target.iterdir()} == before
     assert all(old_id in text for text in before.values())
-    assert _hidden(tmp_path) == []
+    assert _hidden(target) == []
     with open_run_folder(target, NAMES, overwrite=True) as folder:
         new_id = _write_run(folder, "new") and folder.run_id
     after = {p.name: p.read_text() for p in target.iterdir()}
     assert set(after) == set(before) and all(new_id in t for t in after.values())
-    assert new_id != old_id and _hidden(tmp_path) == []
+    assert new_id != old_id and _hidden(target) == []
 
 
 def test_a_named_folder_holding_a_run_needs_overwrite(tmp_path):
@@ -78,7 +97,7 @@ def test_a_named_folder_holding_a_run_needs_overwrite(tmp_path):
         _write_run(folder, "old")
     with pytest.raises(RunFolderTaken, match="holds a run already; pass --overwrite"):
         open_run_folder(tmp_path / "a", NAMES)
-    assert _hidden(tmp_path) == []
+    assert _hidden(tmp_path / "a") == []
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -89,7 +108,6 @@ def test_a_folder_holding_anything_else_is_never_touched(tmp_path, overwrite):
     with pytest.raises(RunFolderTaken, match=r"than a run's files \(data/, notes.txt\)"):
         open_run_folder(tmp_path / "a", NAMES, overwrite=overwrite)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["data", "model.npz", "notes.txt"]
-    assert _hidden(tmp_path) == []
 
 
 def test_numbered_folders_never_replace_anything(tmp_path):
@@ -133,7 +151,7 @@ def test_concurrent_runs_into_one_numbered_name_each_get_their_own(tmp_path):
     for path in got:  # each folder holds one run: both files name the same run id
         texts = {open(os.path.join(path, n)).read() for n in NAMES[:2]}
         assert len(texts) == 1
-    assert _hidden(tmp_path / "runs") == []
+    assert all(_hidden(tmp_path / "runs" / p) == [] for p in os.listdir(tmp_path / "runs"))
 
 
 def test_an_unwritable_place_fails_at_once(tmp_path):
@@ -152,3 +170,35 @@ def test_deferred_signals_arrive_after_the_block():
             seen.append("the block ran to its end")
     assert seen == ["the block ran to its end"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _stage(folder, names, text):
+    for name in names:
+        with open(folder.file(name), "w") as f:
+            f.write(text)
+
+
+def test_ctrl_c_during_the_moves_waits_for_them_and_run_json_moves_last(tmp_path, monkeypatch):
+    names = ("history.csv", "model.npz", "run.json")
+    target = tmp_path / "a"
+    with open_run_folder(target, names, last="run.json") as folder:
+        _stage(folder, names, "old")
+        folder.commit()
+    moves = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if not moves:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the first file moves
+        moves.append(("out" if os.path.dirname(src) == str(target) else "in", src[-8:]))
+        real_replace(src, dst)
+
+    with open_run_folder(target, names, overwrite=True, last="run.json") as folder:
+        _stage(folder, names, "new")
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(KeyboardInterrupt):  # raised once every file is in place
+            folder.commit()
+        monkeypatch.undo()
+    assert {p.name: p.read_text() for p in target.iterdir()} == dict.fromkeys(names, "new")
+    assert [m[0] for m in moves] == ["out"] * 3 + ["in"] * 3
+    assert moves[0][1] == "run.json" and moves[-1][1] == "run.json"
