@@ -291,3 +291,12 @@ def test_two_trainings_at_once_never_mix(tmp_path):
     for folder in (tmp_path / "same", *(tmp_path / "runs").iterdir()):
         assert len(_run_ids(folder)) == 1
     _no_leftovers(tmp_path)
+
+
+def test_folder_names_in_messages_are_data(tmp_path, idx_dataset):
+    out = tmp_path / "a\x1b[2J[red]b"
+    assert _train(idx_dataset, out, "--no-plots").exit_code == 0
+    result = _train(idx_dataset, out, "--no-plots")
+    assert result.exit_code == 2
+    assert "a\\x1b[2J[red]b holds a run already" in result.stderr
+    assert "\x1b" not in result.stderr
