@@ -32,7 +32,6 @@ from mnistnet.config import (
     read_config_file,
     resolve_config,
 )
-from mnistnet.runfolder import RunFolderTaken
 from mnistnet.tasks import N_OUTPUTS
 
 
@@ -197,6 +196,7 @@ def _resolve(task, config_file, flag_values):
 def _open_run(config, overwrite):
     """Reserve the run folder before any work, so that a bad --out fails at once."""
     from mnistnet.experiment import open_run
+    from mnistnet.runfolder import RunFolderTaken
 
     try:
         return open_run(config, overwrite=overwrite)
