@@ -11,9 +11,9 @@ all, every file with the same run id)::
 
 The command line takes the steps of ``save_run`` one by one, to reserve
 the folder before training and to say what an interrupt kept:
-``open_run(config)`` reserves the folder, ``stage_run`` and
-``stage_plots`` write the files beside it, ``finish_run`` writes run.json
-and puts the folder in place.
+``open_run(config)`` reserves the folder, ``stage_run`` writes the files
+(pictures too) into its hidden staging folder, ``finish_run`` writes
+run.json and moves them all into place.
 """
 
 import contextlib
@@ -274,7 +274,7 @@ def _stage_plots(result, meta, folder):
 
 
 def finish_run(folder, staged):
-    """Write run.json, then put the run folder in place (one rename); returns its path.
+    """Write run.json, then move the staged files into place (Ctrl-C waits); the folder's path.
 
     ``staged`` is what :func:`stage_run` returned; run.json's path joins its ``paths``.
     """
