@@ -9,6 +9,7 @@ import click
 from mnistnet import __version__
 from mnistnet.cli.download import download
 from mnistnet.cli.evaluate import evaluate, info
+from mnistnet.cli.predict import predict
 from mnistnet.cli.train import train_binary, train_multiclass
 
 
@@ -33,3 +34,4 @@ main.add_command(train_binary)
 main.add_command(train_multiclass)
 main.add_command(evaluate)
 main.add_command(info)
+main.add_command(predict)

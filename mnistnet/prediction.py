@@ -1,0 +1,225 @@
+"""Classify a person's images with a saved model, and describe the answers as JSON.
+
+    >>> from mnistnet.checkpoint import load_model
+    >>> from mnistnet.images import to_mnist
+    >>> from mnistnet.prediction import predict_proba
+    >>> params, meta = load_model("runs/multiclass/model.npz")
+    >>> P = predict_proba(params, meta, np.stack([to_mnist("seven.jpg")]))
+    >>> meta["classes"][P[0].argmax()]
+    7
+
+The images are prepared for the network exactly as its training data was
+(:func:`mnistnet.data.prepare_inputs` with the model's pixel scaling and
+dtype), then :func:`mnistnet.model.predict_proba` runs the network.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnistnet.data import prepare_inputs
+from mnistnet.errors import MnistnetError
+from mnistnet.imagefiles import ImageError, read_pictures
+from mnistnet.images import split_digits, to_mnist
+from mnistnet.model import predict_proba as network_proba
+from mnistnet.plots import display_names
+
+#: Version of the ``predict --json`` document; bumped when a field changes meaning.
+SCHEMA = "mnistnet-predictions/1"
+
+
+def predict_proba(params, meta, images):
+    """Class probabilities of 28x28 images under a loaded model.
+
+    Parameters
+    ----------
+    params, meta : the two values of :func:`mnistnet.checkpoint.load_model`
+    images : ndarray of shape (n, 28, 28), uint8, white ink on black
+        (as :func:`mnistnet.images.to_mnist` makes them)
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes), float64
+        Column k is the probability of ``meta["classes"][k]``. A binary
+        model's network gives P(second class) (column 1); column 0 is its
+        complement.
+    """
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"expected images of shape (n, 28, 28), found {images.shape}")
+    X = prepare_inputs(images, meta["pixels"], np.dtype(meta["dtype"]).type)
+    P = network_proba(params, X, meta["task"]).astype(np.float64)
+    if meta["task"] == "binary":
+        return np.column_stack([1 - P[:, 0], P[:, 0]])
+    return P
+
+
+def convention(meta):
+    """The preprocessing convention a model expects: ``"fashion"`` or ``"mnist"``."""
+    dataset = meta.get("dataset")
+    name = dataset.get("name") if isinstance(dataset, dict) else None
+    return "fashion" if name == "fashion-mnist" else "mnist"
+
+
+def model_summary(path, meta):
+    """The ``model`` object of the JSON document."""
+    with open(path, "rb") as f:
+        sha256 = hashlib.sha256(f.read()).hexdigest()
+    return {
+        "path": os.path.abspath(path),
+        "sha256": sha256,
+        "task": meta["task"],
+        "classes": list(meta["classes"]),
+    }
+
+
+def describe(p, meta, top=2):
+    """The answer for one image, from its class probabilities ``p`` (n_classes,).
+
+    Returns
+    -------
+    dict with ``prediction`` (the class label), ``class_name``,
+    ``probability`` (of the prediction) and ``top`` (the ``top`` most
+    probable classes, most probable first: ``{"class", "probability"}``).
+    """
+    classes, names = meta["classes"], display_names(meta)
+    order = np.argsort(-p, kind="stable")
+    best = int(order[0])
+    return {
+        "prediction": classes[best],
+        "class_name": names[best],
+        "probability": float(p[best]),
+        "top": [{"class": classes[k], "probability": float(p[k])} for k in order[:top]],
+    }
+
+
+def entry(path, index, p, meta, top=2):
+    """One element of ``predictions``: an image and its answer."""
+    return {"path": path, "index": index, **describe(p, meta, top)}
+
+
+def reading_entry(path, index, P, boxes, meta, top=2):
+    """One element of ``predictions`` for a row of digits (``--split-digits``).
+
+    ``P`` holds one row of class probabilities per digit, left to right;
+    ``boxes`` their ``(x0, y0, x1, y1)`` in the picture. The whole reading
+    has no single class: ``prediction`` and ``class_name`` are None, ``top``
+    is empty, ``probability`` is the product of the digits' probabilities
+    (the chance that every digit is right, were their errors independent),
+    and ``text`` joins the digits' names.
+    """
+    digits = [
+        {"position": i, "box": list(map(int, box)), **describe(p, meta, top)}
+        for i, (p, box) in enumerate(zip(P, boxes, strict=True))
+    ]
+    return {
+        "path": path,
+        "index": index,
+        "prediction": None,
+        "class_name": None,
+        "probability": float(np.prod([d["probability"] for d in digits])),
+        "top": [],
+        "text": "".join(d["class_name"] for d in digits),
+        "digits": digits,
+    }
+
+
+# --- from files to answers ---------------------------------------------------------------
+
+PREPROCESS_MODES = ("auto", "none")
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """One image read from a file, ready for the network.
+
+    ``images`` (k, 28, 28) uint8: one image, or one per digit with
+    ``split``; ``boxes``: each digit's ``(x0, y0, x1, y1)`` in the picture
+    (None without ``split``); ``original``: the grey picture as read, kept
+    only when asked (pictures can be large).
+    """
+
+    path: str
+    index: int | None
+    images: np.ndarray
+    boxes: list | None
+    original: np.ndarray | None
+
+    @property
+    def name(self):
+        return self.path if self.index is None else f"{self.path}[{self.index}]"
+
+
+def prepare(files, preprocess="auto", convention="mnist", split=False, keep=0):
+    """Read every image of ``files`` and preprocess it; yield :class:`Prepared`, in order.
+
+    Parameters
+    ----------
+    files : iterable of str
+        Picture, ``.npy`` and IDX files (see :func:`mnistnet.imagefiles.expand_paths`).
+    preprocess : {"auto", "none"}
+        ``auto``: :func:`mnistnet.images.to_mnist` (or :func:`split_digits`
+        with ``split``); ``none``: 28x28 images are taken as they are.
+    convention : {"mnist", "fashion"}
+    split : bool
+        Read a row of digits from each image.
+    keep : int
+        Keep the original pixels of the first ``keep`` images (for pictures).
+
+    Raises
+    ------
+    ImageError
+        A file cannot be read, holds no ink, or (``none``) is not 28x28.
+    """
+    if preprocess not in PREPROCESS_MODES:
+        raise ValueError(f"unknown preprocessing {preprocess!r}; choose from {PREPROCESS_MODES}")
+    if split and preprocess == "none":
+        raise MnistnetError(
+            "splitting digits needs the automatic preprocessing", setting="preprocess"
+        )
+    n = 0
+    for path in files:
+        for picture in read_pictures(path):
+            images, boxes = _preprocess(picture, preprocess, convention, split)
+            original = picture.pixels if n < keep else None
+            n += 1
+            yield Prepared(picture.path, picture.index, images, boxes, original)
+
+
+def _preprocess(picture, preprocess, convention, split):
+    pixels, name = picture.pixels, picture.name
+    if preprocess == "none":
+        if pixels.shape != (28, 28):
+            h, w = pixels.shape
+            raise ImageError(
+                f"{name}: is {w}x{h}; without preprocessing only 28x28 images are taken",
+            )
+        return pixels[None], None
+    if split:
+        digits = split_digits(pixels, convention, name=name)
+        return np.stack([d.image for d in digits]), [d.box for d in digits]
+    return to_mnist(pixels, convention, name=name)[None], None
+
+
+def answer(params, meta, prepared, top=2):
+    """Classify every prepared image in one pass of the network.
+
+    Returns
+    -------
+    P : list of ndarray (k, n_classes), one per prepared image
+    entries : list of dict, the ``predictions`` of the JSON document
+    """
+    counts = [len(p.images) for p in prepared]
+    if not prepared:
+        return [], []
+    P_all = predict_proba(params, meta, np.concatenate([p.images for p in prepared]))
+    P = np.split(P_all, np.cumsum(counts)[:-1])
+    entries = [
+        entry(p.path, p.index, Pi[0], meta, top)
+        if p.boxes is None
+        else reading_entry(p.path, p.index, Pi, p.boxes, meta, top)
+        for p, Pi in zip(prepared, P, strict=True)
+    ]
+    return P, entries
