@@ -4,7 +4,8 @@
     >>> x = to_mnist("photo-of-a-7.jpg")            # (28, 28) uint8, white ink on black
     >>> [d.image for d in split_digits("2026.png")]  # one 28x28 image per digit
 
-The steps of ``convention="mnist"`` (each a function below):
+The steps of ``convention="mnist"`` (each a function below; the README
+says why each is there):
 
 1. read the file (:mod:`mnistnet.imagefiles`: EXIF orientation, alpha on
    white, grey);
@@ -15,11 +16,13 @@ The steps of ``convention="mnist"`` (each a function below):
    deviations of its noise becomes 0, the ink's level 255;
 4. :func:`ink_mask`: Otsu's threshold separates ink from paper; blobs of
    ink far smaller than the largest (dust, paper texture) are dropped;
-5. :func:`ink_box`: the bounding box of that ink, plus the faint edge
-   pixels (anti-aliasing, blur) within :data:`HALO` pixels of it;
-6. :func:`fit_box`: the box, cropped, is scaled so that its longer side is
-   20 pixels, keeping the aspect ratio, with anti-aliasing (Lanczos);
-7. :func:`centre_in_frame`: pasted into a 28x28 black frame so that the
+5. :func:`ink_box`: the bounding box of that ink, plus the faint rim
+   (anti-aliasing, blur) within :data:`HALO` pixels of it;
+6. :func:`sharpen`: a crop that will shrink a lot is made bilevel, as
+   NIST's scans were;
+7. :func:`fit_box`: the crop is scaled so that its longer side is 20
+   pixels, keeping the aspect ratio, with anti-aliasing (Lanczos);
+8. :func:`centre_in_frame`: pasted into a 28x28 black frame so that the
    ink's centre of mass falls on the pixel at row 14, column 14, as it
    does in MNIST (measured on the bundled digits: 14.01 and 14.01, each
    within half a pixel, so MNIST shifted by whole pixels).
@@ -248,7 +251,7 @@ def ink_box(bright, mask):
 
 
 def sharpen(crop, mask, size):
-    """Step 5b: make a large crop bilevel before it is shrunk, as NIST's digits were.
+    """Step 6: make a large crop bilevel before it is shrunk, as NIST's digits were.
 
     MNIST's digits are NIST's black-and-white scans shrunk with
     anti-aliasing: solid strokes with a soft rim one pixel wide. A photo's
@@ -266,7 +269,7 @@ def sharpen(crop, mask, size):
 
 
 def fit_box(crop, size=BOX):
-    """Step 6: scale ``crop`` so that its longer side is ``size``, keeping the aspect ratio.
+    """Step 7: scale ``crop`` so that its longer side is ``size``, keeping the aspect ratio.
 
     Lanczos resampling, which low-pass filters when shrinking (anti-aliasing).
 
@@ -287,7 +290,7 @@ def fit_box(crop, size=BOX):
 
 
 def centre_in_frame(small, by="mass"):
-    """Step 7: paste ``small`` into a black 28x28 frame, centred.
+    """Step 8: paste ``small`` into a black 28x28 frame, centred.
 
     ``by="mass"``: MNIST's way, the centre of mass on pixel (14, 14), moved
     by whole pixels (and never so far that ink would leave the frame).
@@ -310,7 +313,7 @@ def centre_in_frame(small, by="mass"):
 
 
 def ink_to_frame(bright, convention="mnist", name="<image>"):
-    """Steps 4 to 7 on a normalised image (ink bright, paper 0): the 28x28 result."""
+    """Steps 4 to 8 on a normalised image (ink bright, paper 0): the 28x28 result."""
     mask = ink_mask(bright)
     if not mask.any():
         raise NoInkError(f"{name}: no ink found")

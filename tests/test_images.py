@@ -147,6 +147,16 @@ def test_split_keeps_a_two_stroke_digit_together():
     assert digits[0].box == (10, 10, 49, 50)
 
 
+def test_split_merges_tall_strokes_that_overlap_horizontally():
+    bracket = [(10, 50, 10, 14), (10, 13, 10, 22), (47, 50, 10, 22)]  # [ : x 10..22
+    hook = [(10, 50, 26, 30), (20, 23, 15, 30)]  # -| : x 15..30, one column from [
+    assert len(split_digits(page(60, 50, bracket + hook))) == 1
+    # Slanted neighbours whose boxes overlap by 3 of their 20 columns stay two digits.
+    left = [(10, 30, 10, 30), (30, 50, 10, 20)]
+    right = [(32, 50, 27, 47), (10, 32, 37, 47)]
+    assert len(split_digits(page(60, 60, left + right))) == 2
+
+
 def test_split_digits_each_is_preprocessed_like_a_single_digit():
     row = page(60, 140, [(10, 50, 10, 30), (10, 50, 90, 130)])
     left, right = split_digits(row)

@@ -25,22 +25,22 @@ def reference_otsu(image):
 
 def reference_blobs(mask):
     """Blob sizes by flood fill, 8-connected."""
+    h, w = mask.shape
     seen = np.zeros(mask.shape, bool)
     sizes = []
-    h, w = mask.shape
-    for i, j in zip(*np.nonzero(mask), strict=True):
-        if seen[i, j]:
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
             continue
-        seen[i, j] = True
-        stack, size = [(i, j)], 0
+        seen[start] = True
+        stack, size = [start], 0
         while stack:
             y, x = stack.pop()
             size += 1
-            for yy in range(max(y - 1, 0), min(y + 2, h)):
-                for xx in range(max(x - 1, 0), min(x + 2, w)):
-                    if mask[yy, xx] and not seen[yy, xx]:
-                        seen[yy, xx] = True
-                        stack.append((yy, xx))
+            around = [(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+            for p in around:
+                if 0 <= p[0] < h and 0 <= p[1] < w and mask[p] and not seen[p]:
+                    seen[p] = True
+                    stack.append(p)
         sizes.append(size)
     return sorted(sizes)
 

@@ -23,9 +23,11 @@ from synthetic import number_page, photo
 from test_evaluate import check_schema
 
 from mnistnet import checkpoint, prediction
+from mnistnet.data import prepare_inputs
 from mnistnet.datasets import load_split
 from mnistnet.idx import write_idx
 from mnistnet.images import to_mnist
+from mnistnet.model import predict_proba as model_proba
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 15  # of configs/multiclass-fast.toml's 100: ~93% instead of ~97%, in 2 s
@@ -148,8 +150,10 @@ def test_binary_model_answers_with_its_digits(binary_model, test_digits, tmp_pat
     assert doc["model"]["classes"] == [5, 8]
     assert {t["class"] for t in e["top"]} == {5, 8}
     assert sum(t["probability"] for t in e["top"]) == pytest.approx(1)
+    # P(8), the second digit, is the network's own sigmoid output.
     params, meta = checkpoint.load_model(binary_model)
-    p8 = prediction.predict_proba(params, meta, to_mnist(eight)[None])[0, 1]
+    X = prepare_inputs(to_mnist(eight)[None], meta["pixels"], np.dtype(meta["dtype"]).type)
+    p8 = model_proba(params, X, "binary")[0, 0]
     assert dict((t["class"], t["probability"]) for t in e["top"])[8] == pytest.approx(p8)
 
 
@@ -191,13 +195,13 @@ def test_table_prints_file_names_literally(model, test_digits, tmp_path):
     folder.mkdir()
     save_png(folder / "b[red].png", images[0])
     save_png(folder / "a.png", images[1])
-    (folder / "notes.txt").write_text("not a picture")
+    (folder / "[bold]notes.txt").write_text("not a picture")
     result = run("predict", model, folder, "--top", "3")
     assert result.exit_code == 0, result.output
     assert "b[red].png" in result.stdout
     assert result.stdout.index("a.png") < result.stdout.index("b[red].png")  # by name
     assert "top 3" in result.stdout
-    assert "Skipped" in result.stderr and "notes.txt" in result.stderr
+    assert "Skipped" in result.stderr and "[bold]notes.txt" in result.stderr
 
 
 def test_save_preprocessed_and_show(model, test_digits, tmp_path):

@@ -92,15 +92,16 @@ def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet
     from mnistnet.console import make_console
     from mnistnet.imagefiles import expand_paths
 
-    console = make_console(quiet)
+    console = make_console(quiet or as_json)
     params, meta = load_model(model)
     if save_dir is not None:
         check_writable_dir(save_dir, "--save-preprocessed")
     if show is not None:
         check_writable_dir(os.path.dirname(os.path.abspath(show)), "--show")
     files, skipped = expand_paths(paths)
+    notices = make_console(quiet)  # skipped files are listed even with --json
     for path in skipped:
-        console.print(f"Skipped {escape(path)} (not a picture or .npy file)")
+        notices.print(f"Skipped {escape(path)} (not a picture or .npy file)", soft_wrap=True)
     if not files:
         raise MnistnetError(f"no pictures or .npy files in {', '.join(paths)}")
     from mnistnet.predict_plots import MAX_ROWS
@@ -114,10 +115,10 @@ def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet
 
     if save_dir is not None:
         written = _save_preprocessed(prepared, save_dir)
-        console.print(f"Wrote {written:,} images into {escape(save_dir)}")
+        console.print(f"Wrote {written:,} images into {escape(save_dir)}", soft_wrap=True)
     if show is not None:
         _show(prepared, P, meta, show)
-        console.print(f"Wrote {escape(show)}")
+        console.print(f"Wrote {escape(show)}", soft_wrap=True)
     if as_json:
         from mnistnet.console import print_json
 
