@@ -44,13 +44,12 @@ from mnistnet.datasets import load_split  # noqa: E402
 from mnistnet.idx import write_idx  # noqa: E402
 
 SEED = 2026
-SHOWN = 5  # photos drawn with --show
+SHOWN = 5  # photos drawn with --show: the first four and the first one read wrong
 
 
-def mnistnet(*args, stdout=None):
-    return subprocess.run(
-        [sys.executable, "-m", "mnistnet", *map(str, args)], check=True, stdout=stdout, text=True
-    )
+def mnistnet(*args, stdout=None, cwd=None):
+    command = [sys.executable, "-m", "mnistnet", *map(str, args)]
+    return subprocess.run(command, check=True, stdout=stdout, text=True, cwd=cwd)
 
 
 def predictions(model, *args):
@@ -127,9 +126,12 @@ def _round_trip(model, images, labels, tmp):
 def _photos(model, images, labels, tmp, rng, show=None):
     jpegs = folder_of(tmp, "photos", {f"{i:04d}.jpg": photo(d, rng) for i, d in enumerate(images)})
     on_photos = [e["prediction"] for e in predictions(model, jpegs)]
-    if show:
-        first = [os.path.join(jpegs, f"{i:04d}.jpg") for i in range(SHOWN)]
-        mnistnet("predict", model, *first, "--show", show, "--quiet")
+    if show:  # the first few, and the first one read wrong
+        wrong = np.flatnonzero(np.array(on_photos) != labels)
+        shown = [*range(SHOWN - 1), *wrong[:1]]
+        names = [f"{i:04d}.jpg" for i in shown]
+        show = os.path.abspath(show)
+        mnistnet("predict", os.path.abspath(model), *names, "--show", show, "--quiet", cwd=jpegs)
     return {"photos": len(images), "photos_accuracy": float(np.mean(np.array(on_photos) == labels))}
 
 
