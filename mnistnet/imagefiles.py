@@ -191,9 +191,13 @@ def _decode(img):
         img.thumbnail((MAX_SIDE, MAX_SIDE))
     if img.getexif().get(_ORIENTATION, 1) != 1:
         img = ImageOps.exif_transpose(img)
+    if img.mode == "LAB":
+        img = img.getchannel("L")  # lightness is the grey
+    if img.mode == "La":  # premultiplied alpha: Pillow converts it only to LA
+        img = img.convert("LA")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in ("RGBA", "LA", "PA", "RGBa"):
         rgba = img.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(paper, rgba)

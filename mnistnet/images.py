@@ -1,8 +1,17 @@
 """Make any picture of a digit look like an MNIST digit, as MNIST's makers did.
 
-    >>> from mnistnet.images import to_mnist, split_digits
-    >>> x = to_mnist("photo-of-a-7.jpg")            # (28, 28) uint8, white ink on black
-    >>> [d.image for d in split_digits("2026.png")]  # one 28x28 image per digit
+``to_mnist(path_or_array)`` gives the (28, 28) image the network expects;
+``split_digits`` reads a row of digits (a number) one digit at a time:
+
+    >>> import numpy as np
+    >>> page = np.full((120, 200), 230, np.uint8)   # light paper...
+    >>> page[20:100, 40:52] = 20                     # ...a dark "1"...
+    >>> page[20:100, 120:170] = 20                   # ...and a blot
+    >>> page[40:80, 132:158] = 230
+    >>> to_mnist(page[:, :100]).shape
+    (28, 28)
+    >>> [d.box for d in split_digits(page)]          # (x0, y0, x1, y1), left to right
+    [(40, 20, 52, 100), (120, 20, 170, 100)]
 
 The steps of ``convention="mnist"`` (each a function below; the README
 says why each is there):

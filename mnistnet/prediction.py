@@ -1,19 +1,25 @@
 """Classify a person's images with a saved model, and describe the answers as JSON.
 
-    >>> from mnistnet.checkpoint import load_model
+With a trained model, ``params, meta = load_model("runs/multiclass/model.npz")``;
+here a random one, which is as good as a guess:
+
+    >>> import numpy as np
     >>> from mnistnet.images import to_mnist
-    >>> from mnistnet.prediction import predict_proba
-    >>> params, meta = load_model("runs/multiclass/model.npz")
-    >>> P = predict_proba(params, meta, np.stack([to_mnist("seven.jpg")]))
-    >>> meta["classes"][P[0].argmax()]
-    7
+    >>> from mnistnet.model import init_params
+    >>> params = init_params(784, 16, 10, method="xavier", seed=0)
+    >>> meta = {"task": "multiclass", "classes": list(range(10)), "pixels": "unit",
+    ...         "dtype": "float64"}
+    >>> page = np.full((60, 40), 255, np.uint8)
+    >>> page[10:50, 18:22] = 0                      # a "1" drawn on white paper
+    >>> P = predict_proba(params, meta, to_mnist(page)[None])
+    >>> P.shape, round(float(P.sum()), 6)
+    ((1, 10), 1.0)
 
 The images are prepared for the network exactly as its training data was
 (:func:`mnistnet.data.prepare_inputs` with the model's pixel scaling and
 dtype), then :func:`mnistnet.model.predict_proba` runs the network.
 """
 
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -21,6 +27,7 @@ import numpy as np
 
 from mnistnet.data import prepare_inputs
 from mnistnet.errors import MnistnetError
+from mnistnet.evaluation import file_sha256
 from mnistnet.imagefiles import ImageError, read_pictures
 from mnistnet.images import split_digits, to_mnist
 from mnistnet.model import predict_proba as network_proba
@@ -65,11 +72,9 @@ def convention(meta):
 
 def model_summary(path, meta):
     """The ``model`` object of the JSON document."""
-    with open(path, "rb") as f:
-        sha256 = hashlib.sha256(f.read()).hexdigest()
     return {
         "path": os.path.abspath(path),
-        "sha256": sha256,
+        "sha256": file_sha256(path),
         "task": meta["task"],
         "classes": list(meta["classes"]),
     }

@@ -86,6 +86,18 @@ def test_colour_and_16_bit_become_grey(tmp_path):
     assert np.array_equal(read_picture(tmp_path / "16.png"), MARK)
 
 
+@pytest.mark.parametrize("mode", ["RGB", "CMYK", "YCbCr", "LAB", "I", "F", "I;16", "LA", "RGBA"])
+def test_every_kind_of_pixel_becomes_grey_0_to_255(tmp_path, mode):
+    ramp = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (4, 1))
+    img = Image.fromarray(ramp).convert("RGB")
+    img = img.convert("L").convert(mode) if mode.startswith("I") else img.convert(mode)
+    img.save(tmp_path / "ramp.tiff")
+    grey = read_picture(tmp_path / "ramp.tiff")
+    assert grey.dtype == np.uint8
+    assert np.all(np.diff(grey[0].astype(int)) > 0)
+    assert np.abs(grey.astype(int) - ramp).max() <= 10  # LAB's lightness is not quite luma
+
+
 def test_first_frame_of_an_animation(tmp_path):
     frames = [Image.fromarray(MARK), Image.fromarray(255 - MARK)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])

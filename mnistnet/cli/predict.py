@@ -85,11 +85,9 @@ def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet
     """
     if split and preprocess == "none":
         raise click.UsageError("--split-digits needs --preprocess auto")
-    from rich.markup import escape
-
     from mnistnet import prediction
     from mnistnet.checkpoint import load_model
-    from mnistnet.console import make_console
+    from mnistnet.console import literal, make_console
     from mnistnet.imagefiles import expand_paths
 
     console = make_console(quiet or as_json)
@@ -101,7 +99,7 @@ def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet
     files, skipped = expand_paths(paths)
     notices = make_console(quiet)  # skipped files are listed even with --json
     for path in skipped:
-        notices.print(f"Skipped {escape(path)} (not a picture or .npy file)", soft_wrap=True)
+        notices.print(f"Skipped {literal(path)} (not a picture or .npy file)", soft_wrap=True)
     if not files:
         raise MnistnetError(f"no pictures or .npy files in {', '.join(paths)}")
     from mnistnet.predict_plots import MAX_ROWS
@@ -115,10 +113,10 @@ def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet
 
     if save_dir is not None:
         written = _save_preprocessed(prepared, save_dir)
-        console.print(f"Wrote {written:,} images into {escape(save_dir)}", soft_wrap=True)
+        console.print(f"Wrote {written:,} images into {literal(save_dir)}", soft_wrap=True)
     if show is not None:
         _show(prepared, P, meta, show)
-        console.print(f"Wrote {escape(show)}", soft_wrap=True)
+        console.print(f"Wrote {literal(show)}", soft_wrap=True)
     if as_json:
         from mnistnet.console import print_json
 
@@ -176,9 +174,10 @@ def _show(prepared, P, meta, path):
 
 
 def _print_table(out, entries, meta, top, split):
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
+    from mnistnet.console import escape_control, literal
     from mnistnet.plots import display_names
 
     name_of = dict(zip(meta["classes"], display_names(meta), strict=True))
@@ -193,18 +192,18 @@ def _print_table(out, entries, meta, top, split):
 
     def alternatives(answer):
         others = answer["top"][1:] if top == 2 else answer["top"]
-        return ", ".join(f"{escape(name_of[t['class']])} ({t['probability']:.3f})" for t in others)
+        return ", ".join(f"{literal(name_of[t['class']])} ({t['probability']:.3f})" for t in others)
 
     for e in entries:
-        name = escape(e["path"] if e["index"] is None else f"{e['path']}[{e['index']}]")
+        name = literal(e["path"] if e["index"] is None else f"{e['path']}[{e['index']}]")
         answers = e["digits"] if split else [e]
         for k, a in enumerate(answers):
             head = [name if k == 0 else ""]
             if split:
-                head += [escape(e["text"]) if k == 0 else "", str(k + 1)]
+                head += [literal(e["text"]) if k == 0 else "", str(k + 1)]
             table.add_row(
                 *head,
-                f"[bold]{escape(a['class_name'])}[/]",
+                Text(escape_control(a["class_name"]), style="bold"),
                 f"{a['probability']:.3f}",
                 alternatives(a),
             )
