@@ -132,12 +132,15 @@ def split_digits(image, convention="mnist", *, name=None):
     bright = normalise(grey, name)
     blobs = ink.find_blobs(otsu_mask(bright))
     kept = _significant(blobs)
+    h, w = bright.shape
     digits = []
     for group in _group_columns(blobs, kept):
         x0, x1 = int(blobs.x0[group].min()), int(blobs.x1[group].max())
         y0, y1 = int(blobs.y0[group].min()), int(blobs.y1[group].max())
-        near = ink.dilate(blobs.mask(group), HALO)
-        only = np.where(near, bright, 0).astype(bright.dtype)
+        # This digit's ink and its rim, in a window around it: no other digit's ink.
+        window = (max(0, y0 - HALO), min(h, y1 + HALO), max(0, x0 - HALO), min(w, x1 + HALO))
+        near = ink.dilate(blobs.mask(group, window), HALO)
+        only = np.where(near, bright[window[0] : window[1], window[2] : window[3]], 0)
         digits.append(Digit(ink_to_frame(only, convention, name), (x0, y0, x1, y1)))
     return digits
 

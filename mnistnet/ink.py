@@ -72,15 +72,21 @@ class Blobs:
     def __len__(self):
         return len(self.area)
 
-    def mask(self, keep=None):
-        """A boolean image of the blobs whose numbers are in ``keep`` (all when None)."""
-        h, w = self.shape
+    def mask(self, keep=None, window=None):
+        """A boolean image of the blobs whose numbers are in ``keep`` (all when None).
+
+        ``window``: ``(y0, y1, x0, x1)``, return only that part of the image
+        (it must hold every pixel of those blobs); a page's digit needs no
+        page-sized array.
+        """
+        y0, y1, x0, x1 = (0, self.shape[0], 0, self.shape[1]) if window is None else window
+        h, w = y1 - y0, x1 - x0
         take = np.ones(len(self.rows), bool) if keep is None else np.isin(self.label, keep)
-        rows = self.rows[take]
+        rows = self.rows[take] - y0
         # +1 where a run starts, -1 where it stops, summed along each row.
         edges = np.zeros(h * (w + 1), np.int32)
-        np.add.at(edges, rows * (w + 1) + self.starts[take], 1)
-        np.add.at(edges, rows * (w + 1) + self.stops[take], -1)
+        np.add.at(edges, rows * (w + 1) + self.starts[take] - x0, 1)
+        np.add.at(edges, rows * (w + 1) + self.stops[take] - x0, -1)
         return np.cumsum(edges.reshape(h, w + 1), axis=1)[:, :w] > 0
 
 

@@ -68,8 +68,11 @@ def test_blobs_agree_with_flood_fill(seed):
     assert np.array_equal(blobs.mask(), mask)
     for b in range(len(blobs)):
         part = blobs.mask([b])
+        box = (blobs.y0[b], blobs.y1[b], blobs.x0[b], blobs.x1[b])
         assert part.sum() == blobs.area[b]
-        assert ink.bounding_box(part) == (blobs.y0[b], blobs.y1[b], blobs.x0[b], blobs.x1[b])
+        assert ink.bounding_box(part) == box
+        y0, y1, x0, x1 = box
+        assert np.array_equal(blobs.mask([b], window=box), part[y0:y1, x0:x1])
 
 
 def test_blobs_touching_at_a_corner_are_one():
