@@ -10,6 +10,7 @@ from mnistnet import __version__
 from mnistnet.cli.download import download
 from mnistnet.cli.evaluate import evaluate, info
 from mnistnet.cli.predict import predict
+from mnistnet.cli.serve import serve
 from mnistnet.cli.train import train_binary, train_multiclass
 
 
@@ -35,3 +36,4 @@ main.add_command(train_multiclass)
 main.add_command(evaluate)
 main.add_command(info)
 main.add_command(predict)
+main.add_command(serve)
