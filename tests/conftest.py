@@ -156,3 +156,29 @@ def multiclass_model(tmp_path_factory):
 
 
 # --- end of evaluate block --------------------------------------------------------------
+
+
+# --- serve (issue 14): one small model trained by the CLI, for the API and the browser ---
+
+
+@pytest.fixture(scope="session")
+def serve_model(tmp_path_factory):
+    """A ten-class model trained by ``mnistnet train-multiclass`` on the bundled digits.
+
+    The fast recipe, shortened (64 hidden units, 6 epochs, about half a
+    second): good enough to read a digit drawn on the page (~90% on the
+    test digits).
+    """
+    from helpers import run
+
+    out = tmp_path_factory.mktemp("serve-model")
+    config = Path(__file__).resolve().parents[1] / "configs" / "multiclass-fast.toml"
+    result = run(
+        *("train-multiclass", "--config", config, "--dataset", "mnist-sample"),
+        *("--epochs", 6, "--hidden", 64, "--out", out, "--no-plots", "--quiet"),
+    )
+    assert result.exit_code == 0, result.output
+    return out / "model.npz"
+
+
+# --- end of serve block -----------------------------------------------------------------

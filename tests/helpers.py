@@ -1,5 +1,8 @@
 """Helpers shared by several test modules (pooch keeps its own in ``tests/utils.py``)."""
 
+import contextlib
+import threading
+
 from click.testing import CliRunner
 
 from mnistnet.cli import main
@@ -50,3 +53,19 @@ def strict_json(text):
         raise ValueError(f"not strict JSON: bare {constant}")
 
     return json.loads(text, parse_constant=reject)
+
+
+@contextlib.contextmanager
+def serving(model, host="127.0.0.1"):
+    """``mnistnet serve MODEL --port 0`` in a thread: yields the running Server."""
+    from mnistnet.server import make_server
+
+    server = make_server(model, host, 0)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
