@@ -439,7 +439,8 @@ def test_mirror_is_one_option_shared_by_every_command():
         for param in command.params
         if "--mirror" in param.opts
     ]
-    reads_no_dataset = {"info", "predict"}  # a model file; a person's own images
+    # A model file; a person's own images; pictures posted to a web page.
+    reads_no_dataset = {"info", "predict", "serve"}
     assert {c for c in main.commands if c not in reads_no_dataset} == {
         name for name, c in main.commands.items() if any(p in c.params for p in mirrors)
     }

@@ -44,7 +44,8 @@ DOCUMENT = {
 
 
 @pytest.fixture(scope="module")
-def server(serve_model):
+def served(serve_model):
+    """The module's running server (conftest's ``server`` is pytest-httpserver's)."""
     with serving(serve_model) as server:
         yield server
 
@@ -93,10 +94,10 @@ def still_serving(server, conn=None):
 # --- answers agree with `mnistnet predict` ----------------------------------------------
 
 
-def test_predictions_agree_with_predict(server, serve_model, digits, tmp_path):
+def test_predictions_agree_with_predict(served, serve_model, digits, tmp_path):
     images, _ = digits
     params, meta = checkpoint.load_model(serve_model)
-    conn = connect(server)
+    conn = connect(served)
     for i, digit in enumerate(images):
         body = png(digit, scale=10 if i % 2 else 1)
         (tmp_path / f"{i:02d}.png").write_bytes(body)
@@ -104,7 +105,7 @@ def test_predictions_agree_with_predict(server, serve_model, digits, tmp_path):
         assert status == 200, doc
         check_schema(doc, DOCUMENT)
         assert doc["schema"] == "mnistnet-predictions/1"
-        assert doc["model"]["path"] == "model.npz"  # the name only: no folder of the server
+        assert doc["model"]["path"] == "model.npz"  # the name only: no folder of the served
         (entry,) = doc["predictions"]
         seen = to_mnist(tmp_path / f"{i:02d}.png")
         assert np.array_equal(np.array(entry["image"], np.uint8).reshape(28, 28), seen)
@@ -131,18 +132,18 @@ def test_predictions_agree_with_predict(server, serve_model, digits, tmp_path):
         } == {t["class"]: t["probability"] for t in answer["top"]}
 
 
-def test_a_jpeg_photo(server, serve_model, digits, tmp_path):
+def test_a_jpeg_photo(served, serve_model, digits, tmp_path):
     images, labels = digits
     body = photo(images[3], np.random.default_rng(0))
-    status, doc = post(connect(server), body, "image/jpeg; charset=binary")
+    status, doc = post(connect(served), body, "image/jpeg; charset=binary")
     assert status == 200, doc
     (tmp_path / "photo.jpg").write_bytes(body)
     expected = json.loads(run("predict", serve_model, tmp_path / "photo.jpg", "--json").stdout)
     assert doc["predictions"][0]["probability"] == expected["predictions"][0]["probability"]
 
 
-def test_model_facts(server, serve_model):
-    response, data = ask(connect(server), "GET", "/api/model")
+def test_model_facts(served, serve_model):
+    response, data = ask(connect(served), "GET", "/api/model")
     assert response.status == 200
     assert response.getheader("Content-Type") == "application/json"
     facts = json.loads(data)
@@ -195,8 +196,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("content_type, body, words", BAD)
-def test_bad_bodies_get_400_and_the_server_goes_on(server, content_type, body, words):
-    conn = connect(server)
+def test_bad_bodies_get_400_and_the_server_goes_on(served, content_type, body, words):
+    conn = connect(served)
     headers = {} if content_type is None else {"Content-Type": content_type}
     response, data = ask(conn, "POST", "/api/predict", body(), headers)
     assert response.status == 400
@@ -204,8 +205,8 @@ def test_bad_bodies_get_400_and_the_server_goes_on(server, content_type, body, w
     error = json.loads(data)["error"]
     assert words in error
     assert "\n" not in error and os.sep + "tmp" not in error
-    assert still_serving(server, conn)  # the same connection: the body was read, not left behind
-    status, _ = post(connect(server), _first_digit_png())
+    assert still_serving(served, conn)  # the same connection: the body was read, not left behind
+    status, _ = post(connect(served), _first_digit_png())
     assert status == 200
 
 
@@ -217,16 +218,16 @@ def test_bad_bodies_get_400_and_the_server_goes_on(server, content_type, body, w
         "Content-Length: many\r\n\r\n",
     ],
 )
-def test_bodies_without_a_usable_length_are_refused(server, headers):
+def test_bodies_without_a_usable_length_are_refused(served, headers):
     raw = f"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\n{headers}"
-    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+    with socket.create_connection(served.server_address[:2], timeout=10) as sock:
         sock.sendall(raw.encode("latin-1"))
         response = http.client.HTTPResponse(sock)
         response.begin()
         assert response.status == 400
         assert "Content-Length" in json.loads(response.read())["error"]
         assert response.getheader("Connection") == "close"  # what follows cannot be trusted
-    assert still_serving(server)
+    assert still_serving(served)
 
 
 def test_check_request_alone():
@@ -254,26 +255,26 @@ def test_check_request_alone():
         "/favicon.ico",
     ],
 )
-def test_unknown_paths_are_404(server, path):
-    response, data = ask(connect(server), "GET", path)
+def test_unknown_paths_are_404(served, path):
+    response, data = ask(connect(served), "GET", path)
     assert response.status == 404
     assert json.loads(data) == {"error": f"no such page: {path}"}
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"])
 @pytest.mark.parametrize("path", ["/", "/api/predict", "/nope"])
-def test_only_get_and_post(server, method, path):
-    conn = connect(server)
+def test_only_get_and_post(served, method, path):
+    conn = connect(served)
     response, data = ask(conn, method, path, b"body")
     assert response.status == 405
     assert response.getheader("Allow") == "GET, POST"
     assert method in json.loads(data)["error"]
-    assert still_serving(server, conn)
+    assert still_serving(served, conn)
 
 
-def test_head_is_405_without_a_body(server):
+def test_head_is_405_without_a_body(served):
     """Bytes after HEAD's headers would be read as the next answer: there must be none."""
-    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+    with socket.create_connection(served.server_address[:2], timeout=10) as sock:
         sock.sendall(
             b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n"
             b"GET /api/model HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -292,16 +293,16 @@ def test_head_is_405_without_a_body(server):
     "method, path, allow",
     [("GET", "/api/predict", "POST"), ("POST", "/", "GET"), ("POST", "/api/model", "GET")],
 )
-def test_wrong_method_for_a_route(server, method, path, allow):
-    conn = connect(server)
+def test_wrong_method_for_a_route(served, method, path, allow):
+    conn = connect(served)
     response, _ = ask(conn, method, path, b"x" if method == "POST" else None)
     assert (response.status, response.getheader("Allow")) == (405, allow)
-    assert still_serving(server, conn)
+    assert still_serving(served, conn)
 
 
-def test_the_page_is_served_from_the_package(server):
+def test_the_page_is_served_from_the_package(served):
     web = resources.files("mnistnet").joinpath("web")
-    conn = connect(server)
+    conn = connect(served)
     types = {"/": "text/html", "/app.js": "text/javascript", "/style.css": "text/css"}
     for url, name in PAGES.items():
         response, data = ask(conn, "GET", url + "?v=1")
@@ -318,8 +319,8 @@ def test_the_page_is_served_from_the_package(server):
     assert "innerHTML" not in web.joinpath("app.js").read_text()
 
 
-def test_no_request_touches_the_file_system(server, digits):
-    """Every page and answer comes from memory: the server opens no file while it serves."""
+def test_no_request_touches_the_file_system(served, digits):
+    """Every page and answer comes from memory: the served opens no file while it serves."""
     opened, me = [], threading.get_ident()
 
     def hook(event, args):
@@ -335,7 +336,7 @@ def test_no_request_touches_the_file_system(server, digits):
     body = png(digits[0][0], scale=10)
 
     def everything():
-        conn = connect(server)
+        conn = connect(served)
         for url in (*PAGES, "/api/model", "/../pyproject.toml", "/etc/passwd"):
             ask(conn, "GET", url)
         assert post(conn, body)[0] == 200
@@ -348,8 +349,8 @@ def test_no_request_touches_the_file_system(server, digits):
     assert opened == []
 
 
-def test_host_must_be_local_on_a_loopback_server(server):
-    port = server.server_address[1]
+def test_host_must_be_local_on_a_loopback_server(served):
+    port = served.server_address[1]
     for host, status in (
         ("evil.example", 403),
         (f"evil.example:{port}", 403),
@@ -357,17 +358,17 @@ def test_host_must_be_local_on_a_loopback_server(server):
         (f"127.0.0.1:{port}", 200),
         (f"[::1]:{port}", 200),
     ):
-        response, data = ask(connect(server), "GET", "/api/model", headers={"Host": host})
+        response, data = ask(connect(served), "GET", "/api/model", headers={"Host": host})
         assert response.status == status, (host, data)
 
 
-def test_concurrent_requests(server, digits):
+def test_concurrent_requests(served, digits):
     """Eight clients at once get the answers one client gets alone."""
     bodies = [png(digit, scale=8) for digit in digits[0]]
-    conn = connect(server)
+    conn = connect(served)
     alone = [post(conn, body)[1] for body in bodies]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        together = list(pool.map(lambda i: post(connect(server), bodies[i % 12]), range(24)))
+        together = list(pool.map(lambda i: post(connect(served), bodies[i % 12]), range(24)))
     for i, (status, doc) in enumerate(together):
         assert status == 200
         assert doc == alone[i % 12]
@@ -383,8 +384,12 @@ def test_help():
         assert word in result.output
 
 
-def test_serve_prints_the_address_and_stops_on_ctrl_c(serve_model):
-    """A real process: the default host, port 0, a request, then SIGINT -> exit 130, one line."""
+@pytest.mark.parametrize(
+    "signum, status, line",
+    [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated.")],
+)
+def test_serve_prints_the_address_and_stops_on_a_signal(serve_model, signum, status, line):
+    """A real process: the default host, port 0, a request, then Ctrl-C (or kill): one line."""
     process = subprocess.Popen(
         [sys.executable, "-m", "mnistnet", "serve", str(serve_model), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -394,17 +399,17 @@ def test_serve_prints_the_address_and_stops_on_ctrl_c(serve_model):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        line = process.stdout.readline()
-        assert line.startswith("Serving the page at http://127.0.0.1:"), line
-        url = line.split()[4]
+        address = process.stdout.readline()
+        assert address.startswith("Serving the page at http://127.0.0.1:"), address
+        url = address.split()[4]
         host, port = url.removeprefix("http://").rstrip("/").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         assert ask(conn, "GET", "/")[0].status == 200
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=20)
-    assert process.returncode == 130
-    assert err == "Interrupted.\n"
+    assert process.returncode == status
+    assert err == f"{line}\n"
 
 
 @pytest.fixture

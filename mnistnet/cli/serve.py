@@ -45,15 +45,17 @@ def serve(model, host, port, open_browser):
       mnistnet serve model.npz --port 0
 
     Exit codes: 1 bad model file or an address that cannot be used,
-    2 usage error, 130 stopped with Ctrl-C (the normal way to stop it).
+    2 usage error, 130 stopped with Ctrl-C (the normal way to stop it),
+    143 stopped by SIGTERM.
     """
+    from mnistnet.console import escape_control
     from mnistnet.server import is_wildcard, make_server
 
     server = make_server(model, host, port)
     with server:
         click.echo(f"Serving the page at {server.url} (Ctrl-C stops)")
         if not server.loopback:
-            where = "every network interface" if is_wildcard(host) else host
+            where = "every network interface" if is_wildcard(host) else escape_control(host)
             click.echo(
                 f"Warning: listening on {where}: anyone who can reach this machine over "
                 "the network can use the page and its API.",
