@@ -3,8 +3,10 @@
 Draws three digits with pointer events (a vertical stroke for 1 with a
 finger, a closed loop for 0 with the mouse, a 7 in two strokes with a pen),
 checks the answer shown and the 28x28 preview, that the page asked nothing
-of any other server and logged no error, that Esc clears it, that it fits
-a phone's screen and that text from the model file is shown as text.
+of any other server and logged no error, that Esc clears it, that answers
+come while a long stroke goes on, that a photo is read as ``predict`` reads
+it, that it fits a phone's screen and that text from the model file is
+shown as text.
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run``
 installs them when it can); skipped without them. Selenium is pointed at
@@ -198,6 +200,26 @@ def assert_no_errors(driver):
     """No JavaScript error, failed request or refused resource (CSP) in the console."""
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_answers_come_while_the_pen_is_still_down(page):
+    """Live: a long stroke gets an answer before it ends (MAX_WAIT_MS), not only after."""
+    driver, _ = page
+    clear(driver)
+    before = answers(driver)
+    pad = driver.find_element("id", "pad")
+    side = pad.size["width"]
+    held = ActionBuilder(driver, mouse=PointerInput("mouse", "held"), duration=0)
+    pointer = held.pointer_action
+    pointer.move_to(pad, 0, round(-0.3 * side)).pointer_down()
+    for k in range(1, 9):  # a slow downstroke: a move every 0.1 s, never a 120 ms pause
+        pointer.move_to(pad, 0, round((-0.3 + 0.07 * k) * side)).pause(0.1)
+    held.perform()
+    assert answers(driver) > before  # while the button is still pressed
+    release = ActionBuilder(driver, mouse=PointerInput("mouse", "held"), duration=0)
+    release.pointer_action.pointer_up()
+    release.perform()
+    clear(driver)
 
 
 def test_a_photo_is_read_as_predict_reads_it(page, serve_model, tmp_path):

@@ -10,6 +10,7 @@
 
 (() => {
   const DEBOUNCE_MS = 120; // after the last stroke movement
+  const MAX_WAIT_MS = 400; // while the pen keeps moving, an answer at least this often
   const SEND_AS_IS = 4 * 1024 * 1024; // larger photos are shrunk (the server takes 5 MiB)
   const PHOTO_SIDE = 1024; // the longer side of a shrunk photo, pixels
 
@@ -26,6 +27,7 @@
   let timer = null;
   let inFlight = false;
   let dirty = false; // drawn since the last request left
+  let dirtySince = null; // when, in performance.now() time
   let generation = 0; // bumped by Clear: answers to older drawings are dropped
   let answers = 0;
 
@@ -98,10 +100,13 @@
   pad.addEventListener("pointercancel", endStroke);
 
   function drawn() {
+    const now = performance.now();
     hasInk = true;
     dirty = true;
+    if (dirtySince === null) dirtySince = now;
     clearTimeout(timer);
-    timer = setTimeout(sendDrawing, DEBOUNCE_MS);
+    const wait = Math.min(DEBOUNCE_MS, dirtySince + MAX_WAIT_MS - now);
+    timer = setTimeout(sendDrawing, Math.max(0, wait));
     busy();
   }
 
@@ -110,6 +115,7 @@
     clearTimeout(timer);
     timer = null;
     dirty = false;
+    dirtySince = null;
     stroke = null;
     clearPad();
     showNothing("Draw something.");
@@ -143,6 +149,7 @@
       return; // an answer in flight sends the latest drawing when it lands
     }
     dirty = false;
+    dirtySince = null;
     const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
     await ask(blob, "image/png");
   }
