@@ -46,9 +46,12 @@ def start_server(model):
     process = subprocess.Popen(
         [sys.executable, "-m", "mnistnet", "serve", model, "--port", "0"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # its "Terminated." when we stop it
         text=True,
     )
     line = process.stdout.readline()  # "Serving the page at http://127.0.0.1:PORT/ (...)"
+    if not line:
+        sys.exit(f"mnistnet serve did not start: {process.communicate()[1].strip()}")
     address = line.split("http://", 1)[1].split("/", 1)[0]
     host, port = address.rsplit(":", 1)
     return process, host, int(port)
@@ -83,7 +86,7 @@ def main():
             times = round_trips(host, port, body, args.requests)
         finally:
             process.terminate()
-            process.wait()
+            process.communicate()
     median = statistics.median(times)
     p90 = statistics.quantiles(times, n=10)[-1]
     result = {
