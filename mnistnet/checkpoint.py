@@ -3,8 +3,11 @@
 Arrays ``W1, b1, W2, b2`` plus ``metadata``: a 0-d string array holding
 one JSON object (format, format_version, mnistnet_version, task, classes,
 class_names, layers, activations, loss, pixels, dtype, config, dataset with
-file hashes, metrics, created, epochs_trained, interrupted). Everything
-loads with ``np.load(path, allow_pickle=False)``: no pickle, ever.
+file hashes, metrics, created, epochs_trained, interrupted). A trained
+run's file also holds its resume state: the metadata's ``resume`` section
+and arrays named ``resume_*`` (:mod:`mnistnet.trainstate`), checked by
+:func:`_check_resume` on every load and read by :func:`load_resume`.
+Everything loads with ``np.load(path, allow_pickle=False)``: no pickle, ever.
 """
 
 import json
@@ -12,9 +15,10 @@ import zipfile
 
 import numpy as np
 
+from mnistnet import trainstate
 from mnistnet.errors import ModelFileError
 from mnistnet.fileio import atomic_path
-from mnistnet.model import PARAM_NAMES
+from mnistnet.model import PARAM_NAMES, pack
 
 FORMAT = "mnistnet-model"
 FORMAT_VERSION = 1
@@ -22,10 +26,18 @@ TASK_OUTPUTS = {"binary": (2, 1), "multiclass": (10, 10)}  # task -> (classes, o
 REQUIRED_METADATA = ("format", "format_version", "task", "classes", "layers", "pixels", "dtype")
 
 
-def save_model(path, params, metadata):
-    """Write ``params`` and ``metadata`` (a JSON-able dict) to ``path`` atomically."""
+def save_model(path, params, metadata, resume_arrays=None):
+    """Write ``params`` and ``metadata`` (a JSON-able dict) to ``path`` atomically.
+
+    ``resume_arrays``: the ``resume_*`` arrays of the metadata's ``resume``
+    section (:func:`mnistnet.trainstate.to_file`).
+    """
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     arrays = {name: params[name] for name in PARAM_NAMES}
+    for name, value in (resume_arrays or {}).items():
+        if not name.startswith(trainstate.PREFIX):
+            raise ValueError(f"resume array {name!r} must start with {trainstate.PREFIX!r}")
+        arrays[name] = value
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         # A file object, not a name: np.savez would append ".npz" to a name.
         np.savez(f, metadata=np.array(json.dumps(meta)), **arrays)
@@ -96,7 +108,53 @@ def load_model(path):
     if absent:
         raise bad(f"metadata lacks {', '.join(absent)}")
     _check_consistency(arrays, meta, bad)
+    _check_resume(meta, bad)
     return arrays, meta
+
+
+def _check_resume(meta, bad):
+    """The ``resume`` section, when there is one (:func:`mnistnet.trainstate.check_section`)."""
+    if "resume" not in meta:
+        return
+    config = meta.get("config")
+    optimizer = config.get("optimizer") if isinstance(config, dict) else None
+    try:
+        trainstate.check_section(meta["resume"], optimizer)
+    except ValueError as exc:
+        raise bad(f"metadata 'resume' {exc}") from None
+
+
+def load_resume(path):
+    """Read a model file with its resume state.
+
+    Returns
+    -------
+    params : dict of ndarray, the saved weights (the best epoch's, with early stopping)
+    metadata : dict
+    resume : :class:`mnistnet.trainstate.Resume`, without ``best`` (the caller decides)
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_model`; also when the file holds no resume state (saved
+        before mnistnet kept one), or its ``resume_*`` arrays do not fit.
+    """
+    params, meta = load_model(path)
+
+    def bad(problem):
+        return ModelFileError(f"model file {path}: {problem}")
+
+    if "resume" not in meta:
+        raise bad("holds no resume state (saved by an older mnistnet, or not by training)")
+    names = trainstate.expected_arrays(meta["resume"])
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in names if name in npz.files}
+        theta, _ = pack(params)
+        state, records = trainstate.from_file(meta["resume"], arrays, theta)
+    except ValueError as exc:
+        raise bad(f"resume state {exc}") from None
+    return params, meta, trainstate.Resume(state, records)
 
 
 def _sniff(path, bad):

@@ -184,6 +184,41 @@ class Float:
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """A number of images from 0 to ``high``, or a fraction of them in (0, 1)."""
+
+    high: int = 1_000_000
+    annotation = int | float
+    nargs = 1
+    metavar = "N|FRACTION"
+
+    @property
+    def expected(self):
+        return f"a whole number from 0 to {self.high} or a fraction in (0, 1)"
+
+    @property
+    def values(self):
+        return f"0..{self.high} or a fraction in (0, 1)"
+
+    def check(self, value):
+        if _is_int(value) and 0 <= value <= self.high:
+            return value
+        if isinstance(value, float) and 0 < value < 1:
+            return value
+        raise InvalidValue(self.expected)
+
+    def from_flag(self, text):
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise InvalidValue(self.expected) from None
+        return self.check(number)
+
+
+@dataclass(frozen=True)
 class Folder:
     """A folder's path (None: the setting's computed default). ``absolute``: made absolute."""
 
@@ -250,6 +285,8 @@ class Setting:
     and README show a default that is worked out later (None: ``default``).
     ``tasks`` are the tasks whose command has its flag; ``required`` means
     it must be given (as a flag or in the config file) for those tasks.
+    ``resumable``: the setting may take another value when a run is resumed
+    (``--resume``); every other setting must keep the saved run's value.
     """
 
     name: str
@@ -259,6 +296,7 @@ class Setting:
     shown: object = None
     tasks: tuple = TASKS
     required: bool = False
+    resumable: bool = False
 
     @property
     def flag(self):
@@ -287,11 +325,12 @@ _SETTINGS = (
             "Dataset to train on; fetched if missing."),
     Setting("data_dir", Folder(absolute=True), None,
             "Folder holding (or to receive) the IDX files.",
-            shown="$MNISTNET_DATA_DIR/<dataset>, else the user cache"),
+            shown="$MNISTNET_DATA_DIR/<dataset>, else the user cache", resumable=True),
     Setting("samples_per_class", Int(1, 1_000_000, word="all"), 1000,
             "First N training images of each class, or all of them."),
     Setting("hidden", Int(1, 65_536), 256, "Hidden units."),
-    Setting("epochs", Int(1, 100_000), {"binary": 100, "multiclass": 200}, "Epochs."),
+    Setting("epochs", Int(1, 100_000), {"binary": 100, "multiclass": 200}, "Epochs.",
+            resumable=True),
     Setting("lr", Float(0, low_open=True), {"binary": 1e-5, "multiclass": 1.7e-5}, _LR_HELP),
     Setting("optimizer", Choice(OPTIMIZERS), "gd",
             "gd = full batch (the notebook); sgd, momentum, adam = mini-batches."),
@@ -313,10 +352,20 @@ _SETTINGS = (
             "Random seed (32 bits): initial weights, mini-batch order, shifts."),
     Setting("augment_shift", Int(0, 8), 0,
             "Shift each training image by up to N pixels, anew every epoch."),
+    Setting("validation", Holdout(), 0,
+            "Hold out N training images (or a fraction) for validation: the last ones of "
+            "each class, never trained on."),
+    Setting("early_stopping", Int(0, 100_000), 0,
+            "Stop when the validation loss has not improved for N epochs and keep the best "
+            "epoch's weights (0: off; needs --validation).", resumable=True),
+    Setting("target_accuracy", Float(0, 1, low_open=True), None,
+            "Stop at the first epoch whose validation accuracy (test accuracy without "
+            "--validation) reaches X.", shown="off", resumable=True),
     Setting("log_every", Int(1, 100_000), None, "Print a row every N epochs.",
-            shown="epochs/10"),
+            shown="epochs/10", resumable=True),
     Setting("out", Folder(), None, "Output folder.",
-            shown={"binary": "runs/binary-A-B", "multiclass": "runs/multiclass"}),
+            shown={"binary": "runs/binary-A-B", "multiclass": "runs/multiclass"},
+            resumable=True),
 )  # fmt: skip
 SETTINGS = {s.name: s for s in _SETTINGS}
 
@@ -471,6 +520,12 @@ def _check_combination(task, values, source):
             )
     elif "batch_size" not in values:
         values["batch_size"] = MINI_BATCH_DEFAULT
+    if values.get("early_stopping") and not values.get("validation"):
+        raise ConfigError(
+            f"{source('early_stopping')}: early stopping watches the validation loss; "
+            "hold out a validation split with --validation N (or a fraction)",
+            setting="early_stopping",
+        )
     if values.get("dataset") == "idx" and not values.get("data_dir"):
         raise ConfigError(
             f"{source('dataset')}: dataset 'idx' needs --data-dir (a folder holding the four "

@@ -112,3 +112,54 @@ def shift_images(X, max_shift, rng, side=28, out=None):
         return shifted.reshape(n, side * side)
     out[...] = shifted.reshape(n, side * side)
     return out
+
+
+def validation_split(y, n_classes, requested):
+    """Hold out the last images of each class: positions to train on and to validate on.
+
+    ``requested`` is a number of images (an int, 0 for none) or a fraction of
+    them (a float in (0, 1), rounded to the nearest image). Stratified: class
+    ``c`` gives ``k_c`` images, its share of the total (``requested * n_c / n``
+    rounded down, then one more to the classes with the largest remainders,
+    the lower label first on ties), and they are its *last* ``k_c`` images in
+    the order of ``y`` (file order within a class, as :func:`select_indices`
+    keeps it). Every class keeps at least one training image.
+
+    Returns
+    -------
+    train : ndarray of int, the positions left for training, in their order
+    held_out : ndarray of int, the validation positions, in their order
+    per_class : list of int, ``k_c`` for each class 0..n_classes-1
+
+    Raises
+    ------
+    ValueError
+        In words, when the request cannot be met.
+
+    >>> train, val, k = validation_split(np.array([0, 0, 0, 0, 1, 1]), 2, 3)
+    >>> val.tolist(), train.tolist(), k
+    ([2, 3, 5], [0, 1, 4], [2, 1])
+    """
+    y = np.asarray(y)
+    n = len(y)
+    counts = np.bincount(y, minlength=n_classes)
+    total = requested if isinstance(requested, int) else int(round(requested * n))
+    if total == 0 and requested != 0:
+        raise ValueError(f"a validation fraction of {requested:g} of {n} images is no image")
+    if total >= n:
+        raise ValueError(f"cannot hold out {total} of the {n} training images")
+    share = total * counts / n
+    per_class = np.floor(share).astype(int)
+    order = sorted(range(n_classes), key=lambda c: (-(share[c] - per_class[c]), c))
+    for c in order[: total - int(per_class.sum())]:
+        per_class[c] += 1
+    emptied = [c for c in range(n_classes) if counts[c] and per_class[c] >= counts[c]]
+    if emptied:
+        raise ValueError(
+            f"holding out {total} images leaves class {emptied[0]} without a training image"
+        )
+    held = np.zeros(n, dtype=bool)
+    for c in range(n_classes):
+        if per_class[c]:
+            held[np.flatnonzero(y == c)[-per_class[c] :]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held), per_class.tolist()

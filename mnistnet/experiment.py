@@ -1,12 +1,14 @@
 """A whole training run, from a resolved config to files on disk; no printing.
 
-``run_training(config, train, test)`` initialises, trains and scores;
+``load_data(config)`` gives the training, validation and test splits;
+``run_training(config, train, test)`` initialises (or resumes), trains and scores;
 ``save_run(result)`` writes the run folder by the rule of
 :mod:`mnistnet.runfolder` (one run per folder, written whole or not at
 all, every file with the same run id)::
 
     config = TrainConfig(task="multiclass", dataset="mnist-sample", out="runs/a")
-    result = run_training(config, *load_data(config))
+    train, validation, test = load_data(config)
+    result = run_training(config, train, test, validation=validation)
     paths, meta = save_run(result, plots=True)       # runs/a/model.npz, ...
 
 The command line takes the steps of ``save_run`` one by one, to reserve
@@ -19,19 +21,20 @@ run.json and moves them all into place.
 import contextlib
 import dataclasses
 import datetime
-import io
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 
-from mnistnet import __version__, checkpoint, model
+from mnistnet import __version__, checkpoint, model, trainstate
 from mnistnet.datasets import class_names
 from mnistnet.evaluation import file_sha256
 from mnistnet.fileio import write_json, write_text
 from mnistnet.functions import HEADS
+from mnistnet.history import csv_text
 from mnistnet.optimizers import make_optimizer
-from mnistnet.pipeline import load_task_data
+from mnistnet.pipeline import load_task_data, load_training_data
 from mnistnet.plots import PICTURE_FILES
 from mnistnet.runfolder import open_run_folder
 from mnistnet.tasks import N_INPUTS, N_OUTPUTS, task_title
@@ -41,6 +44,11 @@ OUTPUT_FILES = ("model.npz", "history.csv", "metrics.json")
 RUN_FILE = "run.json"  # the run's id and the sha256 of each of its files; written last
 RUN_FILES = (*OUTPUT_FILES, RUN_FILE, *PICTURE_FILES)  # every file a run folder may hold
 PICTURES_STATES = ("drawn", "skipped", "failed", "interrupted")  # run.json "pictures"
+HISTORY_PLOTTED = ("epoch", "loss", "train_acc", "val_loss", "val_acc", "test_acc")
+VALIDATION_RULE = (
+    "the last per_class[c] of the selected training images of class c, in file order; "
+    "per_class[c] is class c's share of n, rounded down, plus one for the largest remainders"
+)
 
 
 @dataclasses.dataclass
@@ -52,14 +60,29 @@ class RunResult:
     test: object
     metrics: dict
     seconds: float
+    validation: object = None  # pipeline.TaskData, or None
+    resumed_from: object = None  # resume.SavedRun, or None
 
     @property
     def interrupted(self):
         return self.history.interrupted
 
+    @property
+    def target_metric(self):
+        """``"val_acc"`` or ``"test_acc"``: what ``target_accuracy`` watched (None: no target)."""
+        if self.config.target_accuracy is None:
+            return None
+        return "test_acc" if self.validation is None else "val_acc"
+
+
+class Splits(NamedTuple):
+    train: object  # pipeline.TaskData: what the optimizer sees
+    validation: object  # pipeline.TaskData held out of the training split, or None
+    test: object
+
 
 def load_data(config, mirrors=(), progress=None):
-    """The training and test splits for ``config``'s task, prepared as it says.
+    """The training, validation and test splits for ``config``'s task, as :class:`Splits`.
 
     ``progress`` shows downloads, if any, as :func:`mnistnet.datasets.fetch` says.
     """
@@ -70,15 +93,15 @@ def load_data(config, mirrors=(), progress=None):
         mirrors=mirrors,
         progress=progress,
     )
-    train = load_task_data(
+    train, validation = load_training_data(
         config.dataset,
-        "train",
         config.classes,
         samples_per_class=config.samples_per_class,
+        validation=config.validation,
         **common,
     )
     test = load_task_data(config.dataset, "test", config.classes, **common)
-    return train, test
+    return Splits(train, validation, test)
 
 
 def open_run(config, overwrite=False):
@@ -94,22 +117,29 @@ def open_run(config, overwrite=False):
     )
 
 
-def run_training(config, train, test, on_epoch=None):
-    """Train a fresh network on ``train`` as ``config`` says; score it on both splits.
+def run_training(config, train, test, on_epoch=None, *, validation=None, resume=None):
+    """Train a network on ``train`` as ``config`` says; score it on every split.
+
+    A fresh network, or with ``resume`` (a :class:`mnistnet.resume.SavedRun`)
+    the saved run, continued from its state. ``validation`` is scored every
+    epoch and watched by early stopping and the target accuracy.
 
     Raises :class:`~mnistnet.errors.DivergenceError` when the final weights
     score a loss that is not finite or passes ``training.DIVERGED_LOSS``, as
     every epoch's do in the loop (without a test set, the loop cannot see the
     last update's result).
     """
-    params = model.init_params(
-        N_INPUTS,
-        config.hidden,
-        N_OUTPUTS[config.task],
-        method=config.init,
-        seed=config.seed,
-        dtype=np.dtype(config.dtype),
-    )
+    if resume is None:
+        params = model.init_params(
+            N_INPUTS,
+            config.hidden,
+            N_OUTPUTS[config.task],
+            method=config.init,
+            seed=config.seed,
+            dtype=np.dtype(config.dtype),
+        )
+    else:
+        params = {name: value.copy() for name, value in resume.params.items()}
     optimizer = make_optimizer(config.optimizer, momentum=config.momentum)
     start = time.perf_counter()
     history = fit(
@@ -126,17 +156,23 @@ def run_training(config, train, test, on_epoch=None):
         lr_schedule=config.lr_schedule,
         augment_shift=config.augment_shift,
         rng=np.random.default_rng(config.seed),
+        X_val=None if validation is None else validation.X,
+        y_val=None if validation is None else validation.y,
         X_test=test.X,
         y_test=test.y,
+        early_stopping=config.early_stopping,
+        target_accuracy=config.target_accuracy,
+        resume=None if resume is None else resume.resume,
         on_epoch=on_epoch,
     )
     seconds = time.perf_counter() - start
     metrics = {}
-    for split in (train, test):
-        loss, acc, _ = score(params, split.X, split.y, config.task)
-        check_loss(loss, len(history.records), config.lr, f"the mean {split.split} loss")
-        metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
-    return RunResult(config, params, history, train, test, metrics, seconds)
+    for split in (train, validation, test):
+        if split is not None:
+            loss, acc, _ = score(params, split.X, split.y, config.task)
+            check_loss(loss, len(history.records), config.lr, f"the mean {split.split} loss")
+            metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
+    return RunResult(config, params, history, train, test, metrics, seconds, validation, resume)
 
 
 def build_metadata(result, run_id):
@@ -160,7 +196,9 @@ def build_metadata(result, run_id):
             "name": config.dataset,
             "files": [f.to_dict() for f in (*result.train.files, *result.test.files)],
         },
+        "validation": validation_record(config, result.validation),
         "metrics": result.metrics,
+        "stopping": stopping_record(result),
         "epochs_trained": len(result.history.records),
         "interrupted": result.interrupted,
         "seconds": result.seconds,
@@ -168,14 +206,46 @@ def build_metadata(result, run_id):
     }
 
 
+def validation_record(config, validation):
+    """The held-out split as the metadata records it: how many, and which (the rule); or None."""
+    if validation is None:
+        return None
+    per_class = np.bincount(validation.y, minlength=len(config.classes)).tolist()
+    return {
+        "requested": config.validation,
+        "n": len(validation),
+        "per_class": per_class,
+        "rule": VALIDATION_RULE,
+    }
+
+
+def stopping_record(result):
+    """Why the run stopped, the epoch whose weights are saved, and when the target was reached."""
+    config, history = result.config, result.history
+    target_epoch = history.target_epoch
+    return {
+        "reason": history.stop_reason,
+        "weights_epoch": history.weights_epoch,
+        "best_epoch": history.weights_epoch if config.early_stopping else None,
+        "early_stopping": config.early_stopping,
+        "target_accuracy": config.target_accuracy,
+        "target_metric": result.target_metric,
+        "target_epoch": target_epoch,
+        "target_seconds": None if target_epoch is None else history.record(target_epoch).seconds,
+    }
+
+
+def resume_section(result):
+    """The ``resume`` metadata section and its arrays (:mod:`mnistnet.trainstate`)."""
+    history = result.history
+    return trainstate.to_file(
+        history.state, history.records, history.weights_epoch, result.config.optimizer
+    )
+
+
 def history_csv(history, run_id):
-    """history.csv text: epoch, loss, train_acc, test_acc, seconds, run_id."""
-    out = io.StringIO()
-    out.write("epoch,loss,train_acc,test_acc,seconds,run_id\n")
-    for r in history.records:
-        test = "" if r.test_acc is None else f"{r.test_acc:.6f}"
-        out.write(f"{r.epoch},{r.loss:.8g},{r.train_acc:.6f},{test},{r.seconds:.4f},{run_id}\n")
-    return out.getvalue()
+    """history.csv text (:func:`mnistnet.history.csv_text`), each row with the run id."""
+    return csv_text(history.records, run_id)
 
 
 def save_run(result, out_dir=None, *, plots=False, overwrite=False):
@@ -222,8 +292,11 @@ def stage_run(result, folder, plots=False):
     :attr:`StagedRun.plot_error`). Returns a :class:`StagedRun`.
     """
     meta = build_metadata(result, folder.run_id)
+    meta["resume"], resume_arrays = resume_section(result)
+    if result.resumed_from is not None:
+        meta["resumed_from"] = result.resumed_from.describe()
     with folder.writing():
-        checkpoint.save_model(folder.file("model.npz"), result.params, meta)
+        checkpoint.save_model(folder.file("model.npz"), result.params, meta, resume_arrays)
         write_text(folder.file("history.csv"), history_csv(result.history, folder.run_id))
         write_json(folder.file("metrics.json"), _metrics(result, meta))
     paths = {os.path.splitext(name)[0]: folder.final(name) for name in OUTPUT_FILES}
@@ -251,6 +324,7 @@ def _metrics(result, meta):
         "interrupted": meta["interrupted"],
         "seconds": result.seconds,
         "final": result.metrics,
+        "stopping": meta["stopping"],
         "last_epoch": result.history.last.to_dict() if result.history.last else None,
     }
 
@@ -261,11 +335,14 @@ def _stage_plots(result, meta, folder):
 
     config = result.config
     title = f"{task_title(config.task, [str(c) for c in config.classes])} on {config.dataset}"
-    columns = {
-        name: result.history.column(name) for name in ("epoch", "loss", "train_acc", "test_acc")
-    }
+    columns = {name: result.history.column(name) for name in HISTORY_PLOTTED}
+    marks = {}
+    if config.early_stopping and result.history.weights_epoch:
+        marks["best epoch"] = result.history.weights_epoch
     with folder.writing():
-        written = plots.plot_history(columns, folder.staging, title, run_id=folder.run_id)
+        written = plots.plot_history(
+            columns, folder.staging, title, run_id=folder.run_id, marks=marks
+        )
         written += plots.plot_report(
             result.params, meta, result.test, folder.staging, train=result.train
         )

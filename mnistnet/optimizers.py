@@ -12,8 +12,9 @@ training loop has backward fold ``lr`` into its small output delta, which
 saves a pass over every weight per step. Adam divides by its own running
 averages of the gradient, so it takes the plain gradient and ``lr``.
 
-The state an optimizer keeps between steps is plain arrays and ints (named
-in each class's docstring), so a run could be saved and resumed.
+The state an optimizer keeps between steps is plain arrays and ints, named
+in each class's ``STATE``: :func:`get_state` copies it out and
+:func:`set_state` puts it back, so a run can be saved and resumed exactly.
 
 Learning-rate schedules are pure functions of the epoch (nanoGPT's
 ``get_lr``): :func:`scheduled_lr`.
@@ -35,6 +36,7 @@ class GradientDescent:
     """
 
     grad_includes_lr = True
+    STATE = ()
 
     def update(self, theta, grad, lr):
         theta -= grad  # grad is lr * g
@@ -50,6 +52,7 @@ class Momentum:
     """
 
     grad_includes_lr = True
+    STATE = ("velocity",)
 
     def __init__(self, momentum=0.9):
         self.momentum = momentum
@@ -76,6 +79,7 @@ class Adam:
     """
 
     grad_includes_lr = False
+    STATE = ("m", "v", "t")
 
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
@@ -117,6 +121,23 @@ def make_optimizer(name, *, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
     if name == "adam":
         return Adam(beta1, beta2, eps)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+
+
+def get_state(optimizer):
+    """A copy of ``optimizer``'s state: ``{name: array or int}`` for each name of its STATE."""
+    state = {}
+    for name in optimizer.STATE:
+        value = getattr(optimizer, name)
+        state[name] = value.copy() if isinstance(value, np.ndarray) else value
+    return state
+
+
+def set_state(optimizer, state):
+    """Give ``optimizer`` the state :func:`get_state` took (a copy of it)."""
+    if set(state) != set(optimizer.STATE):
+        raise ValueError(f"state {sorted(state)} does not fit {type(optimizer).__name__}")
+    for name, value in state.items():
+        setattr(optimizer, name, value.copy() if isinstance(value, np.ndarray) else value)
 
 
 def scheduled_lr(lr, epoch, epochs, schedule="constant"):

@@ -139,68 +139,91 @@ def select_one_per_class(y, P, n_classes=None):
 # --- figures --------------------------------------------------------------------------
 
 
-def plot_history(history, out_dir, title, run_id=None):
+def plot_history(history, out_dir, title, run_id=None, marks=None):
     """Learning curves of a training run.
 
     Parameters
     ----------
     history : dict of lists
-        Columns ``epoch``, ``loss``, ``train_acc`` and ``test_acc`` (entries
-        may be None when the test split was not scored).
+        Columns ``epoch``, ``loss``, ``train_acc`` and, when measured,
+        ``val_loss``, ``val_acc`` and ``test_acc`` (a missing column, or
+        None entries, draw nothing).
     out_dir : str or path-like
     title : str
         Names the task and dataset, e.g. ``"binary 5 vs 8 · mnist-sample"``.
     run_id : str, optional
         Recorded in each PNG (text key :data:`RUN_ID_KEY`).
+    marks : dict, optional
+        ``{label: epoch}``: a dashed vertical line on both pictures (the
+        best epoch of early stopping).
 
     Returns
     -------
     list of str
-        The files written: ``loss.png`` and ``accuracy.png``; none when the
-        history holds no epoch.
+        The files written: ``loss.png`` (training and validation loss) and
+        ``accuracy.png`` (train, validation and test accuracy); none when
+        the history holds no epoch.
     """
     epochs = list(history.get("epoch", []))
     if not epochs:
         return []
     marker = "o" if len(epochs) <= 30 else None
     return [
-        _plot_loss(epochs, history["loss"], marker, out_dir, title, run_id),
-        _plot_accuracy(epochs, history, marker, out_dir, title, run_id),
+        _plot_loss(epochs, history, marker, out_dir, title, (run_id, marks)),
+        _plot_accuracy(epochs, history, marker, out_dir, title, (run_id, marks)),
     ]
 
 
-def _plot_loss(epochs, loss, marker, out_dir, title, run_id):
+def _plot_loss(epochs, history, marker, out_dir, title, tags):
     fig, ax = _pyplot().subplots(figsize=SIZES["loss"], layout="constrained")
-    loss = np.asarray(loss, dtype=float)
-    ax.plot(epochs, loss, marker=marker, color="C0", label="training loss")
+    curves = (("loss", "training"), ("val_loss", "validation"))
+    loss = _draw_curves(ax, epochs, history, curves, marker)
     if np.all(loss > 0) and loss.max() / loss.min() > 100:
         ax.set_yscale("log")  # the first epochs would flatten everything else
-    ax.set_ylabel("mean loss per training image")
-    return _finish_curves(fig, ax, f"{title}: training loss", out_dir, "loss.png", run_id)
+    ax.set_ylabel("mean loss per image")
+    return _finish_curves(fig, ax, f"{title}: loss", out_dir, "loss.png", tags)
 
 
-def _plot_accuracy(epochs, history, marker, out_dir, title, run_id):
+def _plot_accuracy(epochs, history, marker, out_dir, title, tags):
     fig, ax = _pyplot().subplots(figsize=SIZES["accuracy"], layout="constrained")
-    train = 100 * np.asarray(history["train_acc"], dtype=float)
-    ax.plot(epochs, train, marker=marker, color="C0", label="train")
-    test = [
-        (e, a) for e, a in zip(epochs, history.get("test_acc", []), strict=False) if a is not None
-    ]
-    if test:
-        e, a = zip(*test, strict=True)
-        ax.plot(e, 100 * np.asarray(a, dtype=float), marker=marker, color="C1", label="test")
+    curves = (("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test"))
+    _draw_curves(ax, epochs, history, curves, marker, scale=100)
     ax.set_ylabel("accuracy (%)")
-    return _finish_curves(fig, ax, f"{title}: accuracy", out_dir, "accuracy.png", run_id)
+    return _finish_curves(fig, ax, f"{title}: accuracy", out_dir, "accuracy.png", tags)
 
 
-def _finish_curves(fig, ax, title, out_dir, name, run_id):
-    """Axis, title, integer epoch ticks, grid and legend of a learning curve; then save it."""
+def _finish_curves(fig, ax, title, out_dir, name, tags):
+    """Marks, axis, title, integer epoch ticks, grid and legend of a learning curve; save it.
+
+    ``tags``: the run id to record in the PNG, and the marks to draw.
+    """
+    run_id, marks = tags
+    for label, epoch in (marks or {}).items():
+        ax.axvline(epoch, color="0.4", linestyle="--", linewidth=1, label=f"{label} ({epoch})")
     ax.set_xlabel("epoch")
     ax.set_title(title)
     _epoch_ticks(ax)
     ax.grid(True, alpha=0.3)
     ax.legend()
     return _save(fig, out_dir, name, run_id)
+
+
+def _draw_curves(ax, epochs, history, curves, marker, scale=1):
+    """Draw each ``(column, label)`` of ``history`` that has values; return every value drawn.
+
+    A column that is missing, or None entries (a split not scored), draw nothing.
+    """
+    drawn = []
+    for i, (column, label) in enumerate(curves):
+        points = [
+            (e, v) for e, v in zip(epochs, history.get(column) or [], strict=False) if v is not None
+        ]
+        if points:
+            e, v = zip(*points, strict=True)
+            values = scale * np.asarray(v, dtype=float)
+            ax.plot(e, values, marker=marker, color=f"C{i}", label=label)
+            drawn.extend(values)
+    return np.asarray(drawn)
 
 
 def plot_report(params, meta, test, out_dir, train=None):

@@ -2,8 +2,10 @@
 
 :func:`fit` reads top to bottom, as nanoGPT's ``train.py``: for each batch
 forward, loss, backward, update (:func:`_step`); at the end of the epoch
-check, score the test set and hand an :class:`EpochRecord` to ``on_epoch``
-(the CLI's reporter).
+check, score the validation and test sets, apply the stopping rules
+(:mod:`mnistnet.stopping`), take the state a resumed run would start from
+(:mod:`mnistnet.trainstate`) and hand an :class:`EpochRecord` to
+``on_epoch`` (the CLI's reporter).
 
 Speed (all of it is here and in :class:`mnistnet.model.Workspace`):
 inputs are converted to the training dtype once, before the loop; every
@@ -17,52 +19,22 @@ uses ``X`` as is.
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from mnistnet import model
 from mnistnet.data import shift_images, targets
 from mnistnet.errors import DivergenceError
-from mnistnet.optimizers import scheduled_lr
+from mnistnet.history import EpochRecord, History
+from mnistnet.optimizers import scheduled_lr, set_state
+from mnistnet.stopping import StoppingRules
+from mnistnet.trainstate import TrainingState
+
+__all__ = ["Batches", "EpochRecord", "History", "check_loss", "fit", "score"]
 
 # A mean loss above this many nats per image means training has blown up:
 # a net that only guesses scores about ln(10) = 2.3.
 DIVERGED_LOSS = 1000.0
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """What one epoch measured.
-
-    ``loss`` (mean per sample) and ``train_acc`` come from the epoch's own
-    forward passes (for ``gd``, the weights before the epoch's update);
-    ``test_acc`` is measured after the epoch's updates. ``seconds`` is the
-    time since training started.
-    """
-
-    epoch: int
-    loss: float
-    train_acc: float
-    test_acc: float | None
-    seconds: float
-    lr: float
-
-    def to_dict(self):
-        return asdict(self)
-
-
-@dataclass
-class History:
-    records: list = field(default_factory=list)
-    interrupted: bool = False
-
-    @property
-    def last(self):
-        return self.records[-1] if self.records else None
-
-    def column(self, name):
-        return [getattr(r, name) for r in self.records]
 
 
 def score(params, X, y, task, batch_size=4096, ws=None):
@@ -163,33 +135,46 @@ def fit(
     lr_schedule="constant",
     augment_shift=0,
     rng=None,
+    X_val=None,
+    y_val=None,
     X_test=None,
     y_test=None,
+    early_stopping=0,
+    target_accuracy=None,
+    resume=None,
     on_epoch=None,
 ):
     """Train ``params`` (:func:`mnistnet.model.init_params`) in place; return a :class:`History`.
 
     ``X`` (n_samples, n_in) has the parameters' dtype, ``y`` labels 0..n_out-1;
     ``lr`` is the base rate, per epoch through ``lr_schedule``; ``batch_size``
-    None: one full-batch step per epoch. ``X_test``, ``y_test`` are scored
-    after every epoch. After Ctrl-C, ``history.interrupted`` is True and
-    ``params`` hold the last finished epoch's weights. Raises
-    :class:`DivergenceError` (see :func:`check_loss`).
+    None: one full-batch step per epoch. ``X_val``, ``y_val`` (never shown to
+    the optimizer) and ``X_test``, ``y_test`` are scored after every epoch.
+
+    ``early_stopping`` (epochs of patience, 0: off) stops when the validation
+    loss has not fallen for that many epochs; with it, ``params`` end with the
+    best epoch's weights, however the run ends. ``target_accuracy`` stops at
+    the first epoch whose validation accuracy (the test accuracy without a
+    validation set) reaches it. ``resume``, a :class:`~mnistnet.trainstate.Resume`,
+    continues a run from its state: the result is the one an uninterrupted
+    run gives, bit for bit. After Ctrl-C, ``history.interrupted`` is True
+    and ``params`` hold the last finished epoch's weights (or the best one's).
+    Raises :class:`DivergenceError` (see :func:`check_loss`).
     """
     dtype = params["W1"].dtype
     if X.dtype != dtype:
         raise ValueError(f"X has dtype {X.dtype}, the parameters {dtype}")
+    rng = np.random.default_rng(0) if rng is None else rng
     theta, views = model.pack(params)  # one vector: an update is a few whole-vector operations
+    history, rules = _start(theta, optimizer, rng, resume, early_stopping, target_accuracy, X_val)
     batches = Batches(X, y, params["W2"].shape[1], batch_size, augment_shift, rng)
     ws = model.Workspace(views, batches.size)
     step = functools.partial(_step, views, theta, ws, optimizer, task, reduction, weight_decay)
-    score_test = _test_scorer(views, X_test, y_test, task)
-    history = History()
-    completed = theta.copy()  # the last finished epoch's weights, for Ctrl-C
-    start_time = time.perf_counter()
-    end_of_epoch = functools.partial(_end_of_epoch, theta, score_test, len(X), lr, start_time)
+    scorers = (_scorer(views, X_val, y_val, task), _scorer(views, X_test, y_test, task))
+    start_time = time.perf_counter() - (history.last.seconds if history.last else 0.0)
+    end_of_epoch = functools.partial(_end_of_epoch, theta, scorers, len(X), lr, start_time)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(history.state.epoch + 1, epochs + 1):
             epoch_lr = scheduled_lr(lr, epoch - 1, epochs, lr_schedule)
             # forward, backward, update, batch by batch
             total_loss, correct = 0.0, 0
@@ -199,19 +184,63 @@ def fit(
                     raise _diverged(epoch, lr)
                 total_loss += loss
                 correct += hits
-            # end of epoch: checks, test score, record
+            # end of epoch: checks, scores, stopping rules, the state to resume from
             record = end_of_epoch(epoch, epoch_lr, total_loss, correct)
-            history.records.append(record)
-            np.copyto(completed, theta)
+            reason = rules.after_epoch(record, theta)
+            history.records.append(record)  # then the state: Ctrl-C between cuts the record
+            history.state = TrainingState.take(epoch, theta, optimizer, rng)
             if on_epoch is not None:
                 on_epoch(record)
+            if reason is not None:
+                history.stop_reason = reason
+                break
+        else:
+            history.stop_reason = "epochs"
     except KeyboardInterrupt:  # a saved model must match its history
-        history.interrupted = True
-        np.copyto(theta, completed)
+        history.interrupted, history.stop_reason = True, "interrupted"
     finally:
-        for name, value in views.items():
-            params[name][...] = value
+        _finish(history, rules, theta, views, params)
     return history
+
+
+def _start(theta, optimizer, rng, resume, patience, target, X_val):
+    """The history and stopping rules a run starts with; a resumed run's state put in place."""
+    if patience and X_val is None:
+        raise ValueError("early stopping needs a validation set (X_val)")
+    metric = "test_acc" if X_val is None else "val_acc"
+    if resume is None:
+        history = History(state=TrainingState.take(0, theta, optimizer, rng))
+        return history, StoppingRules(patience, target, metric)
+    state = resume.state
+    np.copyto(theta, state.theta)
+    set_state(optimizer, state.optimizer)
+    rng.bit_generator.state = state.rng
+    history = History(records=list(resume.records), state=state)
+    reached = None
+    if target is not None:
+        hits = [r.epoch for r in resume.records if (getattr(r, metric) or 0.0) >= target]
+        reached = hits[0] if hits else None
+    best = resume.best if patience else None
+    return history, StoppingRules(patience, target, metric, best=best, reached=reached)
+
+
+def _finish(history, rules, theta, views, params):
+    """Put the weights to keep into ``params``: the best epoch's, else the last finished one's.
+
+    After Ctrl-C the history is cut back to the last epoch whose state was
+    taken, so the weights, the history and the state always agree.
+    """
+    state = history.state
+    del history.records[state.epoch :]
+    np.copyto(theta, state.theta)
+    history.weights_epoch = state.epoch or None
+    if rules.best_theta is not None and rules.best_epoch <= state.epoch:
+        np.copyto(theta, rules.best_theta)
+        history.weights_epoch = rules.best_epoch
+    if rules.target_epoch is not None and rules.target_epoch <= state.epoch:
+        history.target_epoch = rules.target_epoch
+    for name, value in views.items():
+        params[name][...] = value
 
 
 def _step(params, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr):
@@ -233,32 +262,35 @@ def _step(params, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, 
     return loss, int(np.count_nonzero(model.predict(P) == y))
 
 
-def _test_scorer(params, X, y, task):
-    """``score`` on the test set, with a workspace made once; None without one."""
+def _scorer(params, X, y, task):
+    """``score`` on one split, with a workspace made once; None without the split."""
     if X is None or not len(X):
         return None
     ws = model.Workspace(params, min(4096, len(X)))
     return lambda: score(params, X, y, task, ws=ws)
 
 
-def _end_of_epoch(theta, score_test, n, lr, start_time, epoch, epoch_lr, total_loss, correct):
-    """Check a finished epoch, score the test set; return the epoch's record.
+def _end_of_epoch(theta, scorers, n, lr, start_time, epoch, epoch_lr, total_loss, correct):
+    """Check a finished epoch, score the validation and test sets; return the epoch's record.
 
     ``total_loss`` and ``correct`` are the sums over the epoch's ``n``
     samples. The training loss judges the weights the epoch started from;
-    the test loss, when there is a test set, the weights its updates left,
-    so even the last epoch's update is checked here.
+    the validation and test losses, when there are such sets, the weights
+    its updates left, so even the last epoch's update is checked here.
     """
     loss = total_loss / n
     if not np.isfinite(theta).all():
         raise _diverged(epoch, lr)
     check_loss(loss, epoch, lr)
-    test_acc = None
-    if score_test is not None:
-        test_loss, test_acc, _ = score_test()
-        check_loss(test_loss, epoch, lr, "the mean test loss")
+    scores = []
+    for scorer, split in zip(scorers, ("validation", "test"), strict=True):
+        split_loss = split_acc = None
+        if scorer is not None:
+            split_loss, split_acc, _ = scorer()
+            check_loss(split_loss, epoch, lr, f"the mean {split} loss")
+        scores += [split_loss, split_acc]
     seconds = time.perf_counter() - start_time
-    return EpochRecord(epoch, loss, correct / n, test_acc, seconds, epoch_lr)
+    return EpochRecord(epoch, loss, correct / n, *scores, seconds, epoch_lr)
 
 
 def check_loss(loss, epoch, lr, what="the mean loss"):

@@ -137,7 +137,7 @@ def train_tiny_model(out_dir, task, classes, *, hidden=16, epochs=8, samples_per
         seed=seed,
         out=str(out_dir),
     )
-    train, test = experiment.load_data(config)
+    train, _, test = experiment.load_data(config)  # no validation split
     result = experiment.run_training(config, train, test)
     paths, _ = experiment.save_run(result, config.out_dir)
     return Path(paths["model"])

@@ -125,7 +125,7 @@ def test_ctrl_c_while_saving_keeps_the_earlier_run_whole(tmp_path, idx_dataset, 
 def _draw_loss_only(monkeypatch, report_error):
     """Pictures without matplotlib: loss.png is "drawn", then the report raises ``report_error``."""
 
-    def plot_history(columns, out_dir, title, run_id=None):
+    def plot_history(columns, out_dir, title, run_id=None, marks=None):
         path = os.path.join(out_dir, "loss.png")
         fileio.write_text(path, "a picture")
         return [path]

@@ -65,7 +65,10 @@ def test_tiny_synthetic_run_writes_every_file(tmp_path, idx_dataset):
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert set(rows[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds", "run_id"}
+    assert list(rows[0]) == ["epoch", "loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                             "test_acc", "seconds", "run_id"]  # fmt: skip
+    assert rows[0]["val_loss"] == rows[0]["val_acc"] == ""  # no validation split: empty
+    assert float(rows[0]["test_loss"]) > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["final"] == doc["metrics"]
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
@@ -357,7 +360,9 @@ def test_jsonl_one_line_per_epoch_then_the_summary(tmp_path, idx_dataset):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line.get("epoch") for line in lines[:-1]] == [1, 2, 3]
-    assert set(lines[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds", "lr"}
+    assert list(lines[0]) == ["epoch", "loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                              "test_acc", "seconds", "lr"]  # fmt: skip
+    assert lines[0]["val_loss"] is None and lines[0]["test_loss"] > 0
     assert lines[-1]["epochs_trained"] == 3 and "paths" in lines[-1]
 
 
@@ -439,8 +444,8 @@ def test_mirror_is_one_option_shared_by_every_command():
         for param in command.params
         if "--mirror" in param.opts
     ]
-    # A model file; a person's own images; pictures posted to a web page.
-    reads_no_dataset = {"info", "predict", "serve"}
+    # A model file; a person's own images; pictures posted to a web page; run folders.
+    reads_no_dataset = {"info", "predict", "serve", "compare"}
     assert {c for c in main.commands if c not in reads_no_dataset} == {
         name for name, c in main.commands.items() if any(p in c.params for p in mirrors)
     }

@@ -1,8 +1,17 @@
 """Selecting classes, scaling, targets, and the shift augmentation."""
 
 import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mnistnet.data import prepare_inputs, select_indices, shift_images, targets
+from mnistnet.data import (
+    prepare_inputs,
+    select_indices,
+    shift_images,
+    targets,
+    validation_split,
+)
 
 
 def test_select_indices_first_n_class_after_class():
@@ -66,3 +75,57 @@ def test_shift_images_equals_a_pixel_by_pixel_shift():
                 if 0 <= i - dy < 28 and 0 <= j - dx < 28:
                     expected[t, i, j] = images[t, i - dy, j - dx]
     assert np.array_equal(out, expected.reshape(40, 784))
+
+
+# --- the validation split -----------------------------------------------------------------
+
+
+def test_validation_split_takes_the_last_images_of_each_class_in_proportion():
+    y = np.repeat([0, 1, 2], [60, 30, 10])  # class after class, as select_indices gives them
+    train, held, per_class = validation_split(y, 3, 20)
+    assert per_class == [12, 6, 2]  # 20 * 60/100, 20 * 30/100, 20 * 10/100
+    assert held.tolist() == [*range(48, 60), *range(84, 90), *range(98, 100)]
+    assert np.array_equal(np.sort(np.concatenate([train, held])), np.arange(100))
+    assert validation_split(y, 3, 0.2)[2] == per_class  # a fraction: 0.2 of 100 images
+    assert len(validation_split(y, 3, 0)[1]) == 0
+
+
+def test_validation_split_gives_remainders_to_the_largest_shares():
+    y = np.repeat([0, 1, 2], [5, 3, 2])
+    # shares of 4 images: 2.0, 1.2, 0.8 -> 2, 1, 0, and the one left to class 2 (0.8)
+    assert validation_split(y, 3, 4)[2] == [2, 1, 1]
+
+
+@given(
+    counts=st.lists(st.integers(2, 40), min_size=2, max_size=10),
+    fraction=st.floats(0.01, 0.45),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_validation_split_is_stratified_disjoint_and_complete(counts, fraction, seed):
+    y = np.random.default_rng(seed).permutation(np.repeat(np.arange(len(counts)), counts))
+    n = len(y)
+    total = int(round(fraction * n))
+    if total == 0:
+        return
+    train, held, per_class = validation_split(y, len(counts), total)
+    assert len(held) == total == sum(per_class)
+    assert not set(train) & set(held) and len(train) + len(held) == n
+    for c, k in enumerate(per_class):
+        assert abs(k - total * counts[c] / n) < 1  # its share, rounded
+        of_class = np.flatnonzero(y == c)
+        assert set(held[y[held] == c]) == set(of_class[len(of_class) - k :])  # the last k
+        assert (y[train] == c).sum() >= 1
+
+
+@pytest.mark.parametrize(
+    "requested,message",
+    [
+        (10, "cannot hold out 10 of the 10 training images"),
+        (0.01, "a validation fraction of 0.01 of 10 images is no image"),
+        (9, "leaves class 1 without a training image"),
+    ],
+)
+def test_validation_split_refuses_what_cannot_be_done(requested, message):
+    y = np.array([0] * 8 + [1] * 2)
+    with pytest.raises(ValueError, match=message):
+        validation_split(y, 2, requested)

@@ -203,7 +203,7 @@ def _sample_config(**options):
 def test_run_training_refuses_final_weights_that_diverged(options, monkeypatch):
     # Both runs used to be saved as a success, with a loss of 2e6 and 3e301 per image.
     config = _sample_config(epochs=1, samples_per_class=50, hidden=8, **options)
-    train, test = experiment.load_data(config)
+    train, _, test = experiment.load_data(config)
     with pytest.raises(DivergenceError, match="epoch 1: the mean test loss"):
         experiment.run_training(config, train, test)
     # Without a test set the loop cannot see the last update; the final score does.

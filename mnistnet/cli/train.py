@@ -2,6 +2,7 @@
 
     mnistnet train-binary --digits 5 8 --lr 1e-5          # the course notebook
     mnistnet train-multiclass --config configs/multiclass-fast.toml
+    mnistnet train-multiclass --resume runs/multiclass --epochs 300
 
 Every setting has a default (the notebook's recipe), may be set in a TOML
 file given with ``--config``, and is overridden by its flag. The commands
@@ -112,6 +113,13 @@ def _training_options(task):
             help="Replace the run that --out holds (never other files). Without it, "
             "such an --out is refused and the default folder gets a number: runs/multiclass-2.",
         ),
+        click.option(
+            "--resume",
+            metavar="RUN_DIR|MODEL.npz",
+            type=click.Path(exists=True, path_type=str),
+            help="Continue a saved run where it stopped (give a larger --epochs); its settings "
+            "are kept, and the continued run replaces it unless --out names another folder.",
+        ),
         quiet_option,
         json_option,
         click.option(
@@ -158,19 +166,29 @@ def train_multiclass(**options):
 
 
 # The flags about this one run, not settings: never in a config file.
-_SWITCHES = ("mirrors", "no_plots", "save_on_interrupt", "overwrite", "quiet", "as_json", "jsonl")
+_SWITCHES = (
+    "mirrors",
+    "no_plots",
+    "save_on_interrupt",
+    "overwrite",
+    "resume",
+    "quiet",
+    "as_json",
+    "jsonl",
+)
 
 
 def _train(task, options):
     from mnistnet.console import make_console
 
     switches = {name: options.pop(name) for name in _SWITCHES}
-    config = _resolve(task, options.pop("config_file"), options)
+    saved = _saved_run(switches["resume"])
+    config = _resolve(task, options.pop("config_file"), options, saved)
     console = make_console(switches["quiet"])
-    with _open_run(config, switches["overwrite"]) as folder:
+    with _open_run(config, switches["overwrite"] or _in_place(config, saved)) as folder:
         config = dataclasses.replace(config, out=folder.path)
         try:
-            result = _fit(config, switches, console)
+            result = _fit(config, switches, console, saved)
         except KeyboardInterrupt as exc:
             _stop(exc, f"before training ended; {_kept(folder)}.")
         if result.interrupted and not (switches["save_on_interrupt"] and result.history.records):
@@ -178,19 +196,37 @@ def _train(task, options):
             _stop(None, f"after {len(result.history.records)} epochs; {_kept(folder)}{hint}.")
         staged = _save(result, switches, folder)
         try:
-            _report(config, result, switches, console, staged.paths, folder)
+            _report(config, result, switches, console, staged, folder)
         except KeyboardInterrupt as exc:
             _stop(exc, f"after the run was saved in {folder.path}.")
     _exit_after_saving(result, folder, staged)
 
 
-def _resolve(task, config_file, flag_values):
-    """The run's config from the file and the flags."""
+def _saved_run(path):
+    """The run ``--resume`` names, read with its state (None without --resume)."""
+    if path is None:
+        return None
+    from mnistnet.resume import load_saved_run
+
+    return load_saved_run(path)
+
+
+def _resolve(task, config_file, flag_values, saved=None):
+    """The run's config from the file and the flags (and the run resumed)."""
+    from mnistnet.resume import resumed_config
+
     try:
         file_values = read_config_file(config_file) if config_file else {}
-        return resolve_config(task, file_values, flag_values, config_path=config_file)
+        if saved is None:
+            return resolve_config(task, file_values, flag_values, config_path=config_file)
+        return resumed_config(task, saved, file_values, flag_values, config_file)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _in_place(config, saved):
+    """A resumed run written back into the folder it came from replaces that run."""
+    return saved is not None and saved.is_in(config.out_dir)
 
 
 def _open_run(config, overwrite):
@@ -204,29 +240,57 @@ def _open_run(config, overwrite):
         raise click.BadParameter(_plain(str(exc)), param_hint="'--out'") from None
 
 
-def _fit(config, switches, console):
-    """Load the data and train, reporting every epoch (and, with --jsonl, printing it)."""
+def _fit(config, switches, console, saved=None):
+    """Load the data and train (or go on with the ``saved`` run), reporting every epoch."""
     from mnistnet import experiment
     from mnistnet.cli.progress import download_progress
     from mnistnet.cli.reporting import TrainingReporter
     from mnistnet.console import literal, print_json
 
     with download_progress(console) as progress:
-        train, test = experiment.load_data(config, switches["mirrors"], progress=progress)
-    console.print(
-        f"{config.dataset}: {len(train)} training and {len(test)} test images "
-        f"of {', '.join(map(str, config.classes))}"
-    )
+        data = experiment.load_data(config, switches["mirrors"], progress=progress)
+    _describe_data(console, config, data, saved)
     console.print(f"Run folder: {literal(config.out)}", soft_wrap=True)
     title = f"784-{config.hidden}-{N_OUTPUTS[config.task]} ({config.optimizer}, lr {config.lr:g})"
-    with TrainingReporter(console, config.epochs, config.log_interval, title) as reporter:
+    first = 1 if saved is None else saved.epochs_done + 1
+    with TrainingReporter(
+        console, config.epochs, config.log_interval, title, data.validation is not None, first
+    ) as reporter:
 
         def on_epoch(record):
             reporter.on_epoch(record)
             if switches["jsonl"]:
                 print_json(record.to_dict(), one_line=True)
 
-        return experiment.run_training(config, train, test, on_epoch=on_epoch)
+        return experiment.run_training(
+            config,
+            data.train,
+            data.test,
+            on_epoch=on_epoch,
+            validation=data.validation,
+            resume=saved,
+        )
+
+
+def _describe_data(console, config, data, saved):
+    """A line on the data (and the run resumed); the data checked against the saved run's."""
+    from mnistnet.console import literal
+
+    held = f", {len(data.validation)} validation" if data.validation is not None else ""
+    console.print(
+        f"{config.dataset}: {len(data.train)} training{held} and {len(data.test)} test "
+        f"images of {', '.join(map(str, config.classes))}",
+        soft_wrap=True,
+    )
+    if saved is not None:
+        from mnistnet.resume import check_same_data
+
+        check_same_data(saved, data)
+        console.print(
+            f"Resuming {literal(saved.path)} after epoch {saved.epochs_done}, "
+            f"to epoch {config.epochs}",
+            soft_wrap=True,
+        )
 
 
 def _save(result, switches, folder):
@@ -250,11 +314,12 @@ def _save(result, switches, folder):
     return staged
 
 
-def _report(config, result, switches, console, paths, folder):
+def _report(config, result, switches, console, staged, folder):
     """The summary for people (stderr) and, with --json, the document (stdout)."""
-    from mnistnet.cli.reporting import summary_table
+    from mnistnet.cli.reporting import stopping_lines, summary_table
     from mnistnet.console import print_json
 
+    paths, meta = staged.paths, staged.meta
     if switches["as_json"]:
         summary = {
             "config": config.to_dict(),
@@ -263,11 +328,15 @@ def _report(config, result, switches, console, paths, folder):
             "epochs_trained": len(result.history.records),
             "interrupted": result.interrupted,
             "seconds": result.seconds,
+            "validation": meta["validation"],
+            "stopping": meta["stopping"],
             "paths": paths,
         }
         print_json(summary, one_line=switches["jsonl"])
     table, files = summary_table(result, paths)
     console.print(table)
+    for line in stopping_lines(result):
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(files)
 
 
