@@ -88,6 +88,33 @@ def _expected(kind):
     return round(w * plots.DPI), round(h * plots.DPI)
 
 
+def test_plot_history_with_validation_and_a_mark(tmp_path, monkeypatch):
+    drawn = {}
+    real = plots._draw_curves
+
+    def spy(ax, epochs, history, curves, *args, **kwargs):
+        values = real(ax, epochs, history, curves, *args, **kwargs)
+        drawn[curves[0][0]] = [line.get_label() for line in ax.get_lines()]
+        return values
+
+    monkeypatch.setattr(plots, "_draw_curves", spy)
+    history = {
+        "epoch": [1, 2, 3],
+        "loss": [0.9, 0.5, 0.3],
+        "train_acc": [0.6, 0.8, 0.9],
+        "val_loss": [0.8, 0.6, 0.7],
+        "val_acc": [0.7, 0.8, 0.75],
+        "test_acc": [0.7, 0.8, 0.8],
+    }
+    paths = plots.plot_history(history, tmp_path, "ten classes", marks={"best epoch": 2})
+    assert drawn == {"loss": ["training", "validation"],
+                     "train_acc": ["train", "validation", "test"]}  # fmt: skip
+    assert _png_size(paths[0]) == _expected("loss")
+    history["val_loss"] = history["val_acc"] = [None] * 3  # no validation split: not drawn
+    plots.plot_history(history, tmp_path, "ten classes")
+    assert drawn["loss"] == ["training"] and drawn["train_acc"] == ["train", "test"]
+
+
 def test_plot_history(tmp_path):
     history = {
         "epoch": [1, 2, 3],
@@ -177,7 +204,15 @@ def test_no_temporary_files_left(multiclass_report):
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["info", "--help"], ["evaluate", "--help"], ["info", "MODEL"]]
+    "args",
+    [
+        ["--help"],
+        ["info", "--help"],
+        ["evaluate", "--help"],
+        ["info", "MODEL"],
+        ["lr-find", "--help"],
+        ["compare", "--help"],
+    ],
 )
 def test_help_and_info_never_import_matplotlib(args, binary_model):
     args = [str(binary_model) if a == "MODEL" else a for a in args]

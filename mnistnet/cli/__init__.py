@@ -7,8 +7,10 @@ math, matplotlib) inside its function, so ``mnistnet --help`` stays fast.
 import click
 
 from mnistnet import __version__
+from mnistnet.cli.compare import compare
 from mnistnet.cli.download import download
 from mnistnet.cli.evaluate import evaluate, info
+from mnistnet.cli.lr_find import lr_find
 from mnistnet.cli.predict import predict
 from mnistnet.cli.serve import serve
 from mnistnet.cli.train import train_binary, train_multiclass
@@ -37,3 +39,5 @@ main.add_command(evaluate)
 main.add_command(info)
 main.add_command(predict)
 main.add_command(serve)
+main.add_command(lr_find)
+main.add_command(compare)

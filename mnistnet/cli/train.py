@@ -77,7 +77,11 @@ def _help(setting, task):
     return f"{setting.help} [{'; '.join(extra)}]"
 
 
-def _setting_option(setting, task):
+def setting_option(setting, task, help_text=None):
+    """The option of ``setting``, checked as a config file's value is; help as for ``task``.
+
+    ``lr-find`` takes the training settings through it too.
+    """
     return click.option(
         setting.flag,
         setting.name,
@@ -85,20 +89,23 @@ def _setting_option(setting, task):
         nargs=setting.kind.nargs,
         default=None,
         metavar=setting.kind.metavar,
-        help=_help(setting, task),
+        help=help_text or _help(setting, task),
     )
+
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML file of settings (keys as the options, with _). Flags given here win.",
+)
 
 
 def _training_options(task):
     """Every setting of ``task`` as an option (from :data:`SETTINGS`), then this run's switches."""
     return option_bundle(
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False),
-            help="TOML file of settings (keys as the options, with _). Flags given here win.",
-        ),
-        *(_setting_option(s, task) for s in SETTINGS.values() if task in s.tasks),
+        config_option,
+        *(setting_option(s, task) for s in SETTINGS.values() if task in s.tasks),
         mirror_option,
         click.option("--no-plots", is_flag=True, help="Do not draw the PNG pictures."),
         click.option(
