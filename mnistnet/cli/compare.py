@@ -83,11 +83,10 @@ def _document(comparison, plot):
 
 
 def _render(comparison, plot):
-    from rich.markup import escape
     from rich.table import Table
 
     from mnistnet.compare import show
-    from mnistnet.console import stdout_console
+    from mnistnet.console import literal, stdout_console
 
     metric = comparison.metric
     pct = metric.endswith("_acc")
@@ -99,21 +98,21 @@ def _render(comparison, plot):
         table.add_column(heading, justify="left" if heading == "stopped by" else "right")
     for row in comparison.rows:
         table.add_row(
-            escape(row["run"]),
-            *(escape(show(row["settings"][k])) for k in comparison.differing),
+            literal(row["run"]),
+            *(literal(show(row["settings"][k])) for k in comparison.differing),
             _value(row["best"], pct),
             "-" if row["best_epoch"] is None else str(row["best_epoch"]),
             _value(row["final"], pct),
             str(row["epochs"]),
             "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
-            escape(str(row["stop_reason"] or "-")).replace("_", " "),
+            literal(str(row["stop_reason"] or "-")).replace("_", " "),
         )
     console = stdout_console()
     console.print(table)
     if not comparison.differing:
         console.print("The runs have the same settings.")
     if plot:
-        console.print(f"Picture: {escape(plot)}", highlight=False)
+        console.print(f"Picture: {literal(plot)}", highlight=False)
 
 
 def _value(value, pct):

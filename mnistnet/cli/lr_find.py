@@ -171,7 +171,7 @@ def _document(config, test, plot):
 
 
 def _render(test, plot, config):
-    from mnistnet.console import stdout_console
+    from mnistnet.console import literal, stdout_console
 
     out = stdout_console()
     out.print(
@@ -189,4 +189,4 @@ def _render(test, plot, config):
             f"  train with: mnistnet {command} ... --lr {test.suggestion:.2g}", highlight=False
         )
     if plot:
-        out.print(f"Picture: {plot}", highlight=False)
+        out.print(f"Picture: {literal(plot)}", highlight=False)
