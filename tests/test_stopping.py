@@ -113,6 +113,7 @@ def test_cli_early_stopping_records_the_best_epoch(tmp_path):
     assert stopping["best_epoch"] == stopping["weights_epoch"] == meta["epochs_trained"] - PATIENCE
     best = stopping["best_epoch"]
     assert "Stopped early after epoch" in result.stderr
+    assert f" {meta['epochs_trained']}/60 " in result.stderr  # the last row, off the interval
     assert f"Saved the weights of epoch {best}, the lowest validation loss" in result.stderr
     history = (out / "history.csv").read_text().splitlines()
     val_loss = float(history[best].split(",")[3])

@@ -63,6 +63,7 @@ class TrainingReporter:
         self.validation = validation
         self.first_epoch = first_epoch
         self.rows = []
+        self.last = None
         self.progress = None
         self.task = None
 
@@ -85,10 +86,16 @@ class TrainingReporter:
             )
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         if self.progress is not None:
             self.progress.stop()
+        if exc_type is None and self.last is not None and self.last not in self.rows:
+            self._print(self.last)  # a run stopped early: its last epoch's row too
         return False
+
+    def _print(self, record):
+        self.rows.append(record)
+        self.console.print(format_row(record, self.epochs, self.validation), highlight=False)
 
     def on_epoch(self, record):
         if self.progress is not None:
@@ -98,10 +105,10 @@ class TrainingReporter:
                 f"test {_pct(record.test_acc)}"
             )
             self.progress.update(self.task, completed=record.epoch, metrics=metrics)
+        self.last = record
         first = record.epoch == self.first_epoch
         if record.epoch % self.log_every == 0 or record.epoch == self.epochs or first:
-            self.rows.append(record)
-            self.console.print(format_row(record, self.epochs, self.validation), highlight=False)
+            self._print(record)
 
 
 def stopping_lines(result):
