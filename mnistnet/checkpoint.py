@@ -149,6 +149,9 @@ def load_resume(path):
     names = trainstate.expected_arrays(meta["resume"])
     try:
         with np.load(path, allow_pickle=False) as npz:
+            extra = [n for n in npz.files if n.startswith(trainstate.PREFIX) and n not in names]
+            if extra:
+                raise ValueError(f"holds array {extra[0]}, which 'resume' does not name")
             arrays = {name: npz[name] for name in names if name in npz.files}
         theta, _ = pack(params)
         state, records = trainstate.from_file(meta["resume"], arrays, theta)

@@ -143,6 +143,18 @@ def test_contradicting_settings_are_usage_errors(tmp_path, idx_dataset, args, me
     assert message in result.stderr and "Traceback" not in result.output
 
 
+def test_a_config_file_that_contradicts_the_saved_run(tmp_path, idx_dataset):
+    _train(idx_dataset, tmp_path / "r", *RECIPES["momentum"], "--epochs", "2")
+    config = tmp_path / "c.toml"
+    config.write_text("epochs = 4\nmomentum = 0.5\n")
+    result = run("train-multiclass", "--resume", tmp_path / "r", "--config", config)
+    assert result.exit_code == 2
+    assert (
+        f"config file {config}: 'momentum': the run being resumed has momentum = 0.9, not 0.5"
+        in (result.stderr.replace("\n", " "))
+    )
+
+
 def test_allowed_changes_and_the_same_settings_repeated(tmp_path, idx_dataset):
     _train(idx_dataset, tmp_path / "r", *RECIPES["momentum"], "--validation", "5",
            "--epochs", "2")  # fmt: skip
@@ -224,6 +236,7 @@ def test_a_bad_resume_section_is_refused_on_every_load(tmp_path, idx_dataset, ch
         (lambda m, a: a.pop("resume_m"), "lacks the array resume_m"),
         (lambda m, a: a.update(resume_history=a["resume_history"][:1]), "1 epochs of history"),
         (lambda m, a: a["resume_history"].__setitem__((1, 0), 7), "row 2 is epoch 7.0"),
+        (lambda m, a: a.update(resume_velocity=a["resume_m"]), "holds array resume_velocity"),
     ],
 )
 def test_bad_resume_arrays_are_refused_when_resuming(tmp_path, idx_dataset, change, message):
