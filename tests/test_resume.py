@@ -113,6 +113,15 @@ def test_ctrl_c_with_save_on_interrupt_then_resume(tmp_path, idx_dataset, monkey
     _assert_same(_saved(tmp_path / "whole"), _saved(tmp_path / "parts"))
 
 
+def test_an_interrupted_resume_leaves_the_saved_run_whole(tmp_path, idx_dataset, monkeypatch):
+    _train(idx_dataset, tmp_path / "r", *RECIPES["adam"], "--epochs", "2")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    _interrupt_in_epoch(monkeypatch, 4)
+    result = run("train-multiclass", "--resume", tmp_path / "r", "--epochs", "5", "--quiet")
+    assert result.exit_code == 130
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+
+
 def test_early_stopping_run_resumes_from_its_last_epoch(tmp_path, idx_dataset):
     # With early stopping the file holds the best epoch's weights; the last ones go on.
     args = [*RECIPES["adam"], "--validation", "5", "--early-stopping", "50"]
