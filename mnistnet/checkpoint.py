@@ -112,12 +112,13 @@ def load_model(path):
     return arrays, meta
 
 
-def _check_resume(meta, bad):
-    """The ``resume`` section, when there is one (:func:`mnistnet.trainstate.check_section`)."""
+def _check_resume(meta, bad, optimizer=None):
+    """The ``resume`` section, when there is one (:func:`mnistnet.trainstate.check_section`).
+
+    ``optimizer``: the optimizer it must be the state of (checked when resuming).
+    """
     if "resume" not in meta:
         return
-    config = meta.get("config")
-    optimizer = config.get("optimizer") if isinstance(config, dict) else None
     try:
         trainstate.check_section(meta["resume"], optimizer)
     except ValueError as exc:
@@ -146,6 +147,8 @@ def load_resume(path):
 
     if "resume" not in meta:
         raise bad("holds no resume state (saved by an older mnistnet, or not by training)")
+    config = meta.get("config")
+    _check_resume(meta, bad, config.get("optimizer") if isinstance(config, dict) else "?")
     names = trainstate.expected_arrays(meta["resume"])
     try:
         with np.load(path, allow_pickle=False) as npz:
