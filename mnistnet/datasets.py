@@ -380,8 +380,8 @@ def _arrays(spec, split_spec, loaded):
     """Parse and check the images and labels of one split from ``loaded`` content."""
     images_info, images_bytes = loaded[split_spec.images]
     labels_info, labels_bytes = loaded[split_spec.labels]
-    images = idx.as_images(idx.parse_idx(images_bytes, images_info.path), images_info.path)
-    labels = idx.as_labels(idx.parse_idx(labels_bytes, labels_info.path), labels_info.path)
+    images = idx.as_images(idx.parse_content(images_bytes, images_info.path), images_info.path)
+    labels = idx.as_labels(idx.parse_content(labels_bytes, labels_info.path), labels_info.path)
     idx.check_pair(images, labels, images_info.path, labels_info.path)
     stop = len(images) if split_spec.stop is None else split_spec.stop
     if stop > len(images):
@@ -450,7 +450,7 @@ def _inspect(file_spec, path, raw):
 
 def _verify_local(spec, file_spec, path):
     try:
-        raw = path.read_bytes()
+        raw = idx.read_file(path)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from None
     info, content, problem = _inspect(file_spec, path, raw)
@@ -519,7 +519,7 @@ def _try_mirror(file_spec, url, directory, progress):
         try:
             with _bar(progress, file_spec.name, url) as bar:
                 _fetch_url(url, tmp, bar)
-            raw = tmp.read_bytes()
+            raw = idx.read_file(tmp)
             info, content, problem = _inspect(file_spec, tmp, raw)
         except IdxFormatError:  # corrupt gzip
             problem = "got corrupt gzip data"

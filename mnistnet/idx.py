@@ -10,12 +10,19 @@ Every problem with a file raises :class:`~mnistnet.errors.IdxFormatError`
 naming the file and what is wrong, never an ``assert`` (asserts vanish under
 ``python -O``) and never a raw numpy or zlib error.
 
+Reading is bounded by the header, not by the file: the header is read first,
+then at most the data it announces plus one byte (to detect trailing data),
+gunzipped or not. A header announcing more than :data:`MAX_DATA_BYTES` is
+rejected before any data is read, and a file that is not IDX costs 512 bytes.
+
     >>> write_idx("labels.gz", np.array([5, 0, 4], dtype=np.uint8))
     >>> read_labels("labels.gz")
     array([5, 0, 4], dtype=uint8)
 """
 
+import contextlib
 import gzip
+import io
 import os
 import struct
 import zlib
@@ -39,8 +46,16 @@ _CODES = {dtype.newbyteorder("="): code for code, dtype in DTYPES.items()}
 
 IMAGE_SHAPE = (28, 28)  # the network takes 784 inputs
 N_CLASSES = 10
-MAGIC_IMAGES = 0x00000803
-MAGIC_LABELS = 0x00000801
+
+#: The most data (bytes after the header) one IDX file may announce: 256 MiB,
+#: 342,000 images of 28x28 (EMNIST Digits' 240,000 fit; MNIST has 60,000). A
+#: header announcing more is rejected before anything else is read, so no file
+#: costs more memory than this, however small it is and whatever it claims.
+MAX_DATA_BYTES = 2**28
+#: The longest gzipped IDX file read: the limit above plus room for gzip's framing.
+MAX_FILE_BYTES = MAX_DATA_BYTES + 2**20
+_SNIFF = 512  # bytes of a file that is not IDX read to say what it is
+_CHUNK = 1 << 20
 
 
 def describe_bytes(data):
@@ -65,14 +80,63 @@ def describe_bytes(data):
     return "unknown bytes starting " + data[:8].hex(" ")
 
 
+def _data_bytes(dtype, shape):
+    """Bytes of data a header announces; Python ints, so no overflow whatever it claims."""
+    size = dtype.itemsize
+    for n in shape:
+        size *= n
+    return size
+
+
+def _read_up_to(stream, n, name, gz):
+    """Read ``n`` bytes, fewer only at the end of the data; memory follows what is there."""
+    buf = bytearray()
+    try:
+        while len(buf) < n:
+            chunk = stream.read(min(n - len(buf), _CHUNK))
+            if not chunk:
+                break
+            buf += chunk
+    except (OSError, EOFError, zlib.error, struct.error) as exc:
+        if gz:
+            why = exc or type(exc).__name__
+            raise IdxFormatError(f"{name}: corrupt gzip data ({why})") from None
+        raise IdxFormatError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    return buf
+
+
+def _read_content(stream, name, gz=False):
+    """Read IDX content (already gunzipped) from ``stream``, never more than it needs.
+
+    That is the header, then the data it announces plus one byte (to detect
+    trailing data); only the header when it announces more than
+    :data:`MAX_DATA_BYTES`; 512 bytes (enough to say what it is) when it is not
+    an IDX header at all. :func:`parse_idx` then says what is wrong, if anything.
+    """
+    content = _read_up_to(stream, 4, name, gz)
+    limit = _SNIFF
+    if len(content) == 4 and content[:2] == b"\x00\x00" and content[2] in DTYPES and content[3]:
+        content += _read_up_to(stream, 4 * content[3], name, gz)
+        limit = len(content)
+        if len(content) == 4 + 4 * content[3]:
+            shape = struct.unpack(f">{content[3]}I", content[4:])
+            expected = _data_bytes(DTYPES[content[2]], shape)
+            if expected <= MAX_DATA_BYTES:
+                limit += expected + 1
+    content += _read_up_to(stream, limit - len(content), name, gz)
+    return content
+
+
 def decompress(data, name="<bytes>"):
-    """Return ``data`` gunzipped when it starts with the gzip magic, else as is."""
+    """Return ``data`` gunzipped when it starts with the gzip magic, else as is.
+
+    Gunzips only what :func:`parse_idx` needs (see :func:`_read_content`): a
+    small file that inflates to gigabytes costs no more than its header announces.
+    """
     if data[:2] != GZIP_MAGIC:
         return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error, struct.error) as exc:
-        raise IdxFormatError(f"{name}: corrupt gzip data ({exc or type(exc).__name__})") from None
+    with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+        return _read_content(stream, name, gz=True)
 
 
 def parse_idx(data, name="<bytes>"):
@@ -80,7 +144,7 @@ def parse_idx(data, name="<bytes>"):
 
     Parameters
     ----------
-    data : bytes
+    data : bytes or bytearray
         The whole file.
     name : str
         Used in error messages, usually the file's path.
@@ -88,9 +152,16 @@ def parse_idx(data, name="<bytes>"):
     Returns
     -------
     ndarray of shape given by the header
-        A writable copy; the dtype is the native-endian form of the file's.
+        Writable; the dtype is the native-endian form of the file's.
     """
-    data = decompress(data, name)
+    return parse_content(decompress(data, name), name)
+
+
+def parse_content(data, name="<bytes>"):
+    """Decode IDX content that is already gunzipped; see :func:`parse_idx`.
+
+    Gzip magic here is an error ("compressed twice?"), not something to undo.
+    """
     if len(data) < 4 or data[:2] != b"\x00\x00":
         kind = describe_bytes(data)
         if kind is None:  # the two zero bytes of a magic number, and no more
@@ -115,12 +186,14 @@ def parse_idx(data, name="<bytes>"):
         )
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = DTYPES[code]
-    # Python ints: no overflow however large the sizes a bad header claims.
-    expected = dtype.itemsize
-    for size in shape:
-        expected *= size
+    expected = _data_bytes(dtype, shape)
     actual = len(data) - header_len
     dims = "x".join(map(str, shape))
+    if expected > MAX_DATA_BYTES:
+        raise IdxFormatError(
+            f"{name}: header says {dims} {dtype.name} = {expected:,} bytes of data, "
+            f"more than mnistnet reads ({MAX_DATA_BYTES:,} bytes)"
+        )
     if actual < expected:
         raise IdxFormatError(
             f"{name}: truncated: header says {dims} {dtype.name} = {expected:,} bytes of data, "
@@ -128,24 +201,62 @@ def parse_idx(data, name="<bytes>"):
         )
     if actual > expected:
         raise IdxFormatError(
-            f"{name}: too long: {actual - expected:,} extra bytes after the {dims} data"
+            f"{name}: too long: more data after the {dims} {dtype.name} "
+            f"({expected:,} bytes) the header announces"
         )
     array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header_len)
-    # A copy: writable, native byte order, independent of the file's buffer.
-    return array.reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+    array = array.reshape(shape)
+    if array.flags.writeable and dtype.isnative:
+        return array  # a view of gunzipped data nobody else holds: no copy needed
+    # A copy: writable, native byte order, independent of the caller's bytes.
+    return array.astype(dtype.newbyteorder("="), copy=True)
 
 
-def _read_file(path):
+@contextlib.contextmanager
+def _opened(path):
+    """``(file, gzipped)`` for ``path``; a gzipped file may be at most :data:`MAX_FILE_BYTES`
+    long, checked before reading it (a 5 GB sparse file is not read to be rejected)."""
+    name = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        f = open(path, "rb")
     except OSError as exc:
-        raise IdxFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise IdxFormatError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    with f:
+        gz = _read_up_to(f, 2, name, gz=False) == GZIP_MAGIC
+        size = os.fstat(f.fileno()).st_size
+        if gz and size > MAX_FILE_BYTES:
+            raise IdxFormatError(
+                f"{name}: {size:,} bytes of gzip data, more than any IDX file within the "
+                f"limit compresses to ({MAX_FILE_BYTES:,} bytes)"
+            )
+        f.seek(0)
+        yield f, gz
+
+
+def read_file(path):
+    """The bytes of an IDX file as stored (for hashing), never more than it needs.
+
+    A plain file is read up to the end of the data its header announces plus
+    one byte (see :func:`_read_content`); a gzipped one whole, within
+    :data:`MAX_FILE_BYTES`. Returns a bytearray; :func:`parse_idx` decodes it.
+    """
+    with _opened(path) as (f, gz):
+        if gz:
+            return _read_up_to(f, MAX_FILE_BYTES, os.fspath(path), gz=False)
+        return _read_content(f, os.fspath(path))
 
 
 def read_idx(path):
-    """Read an IDX file (gzipped or plain) into an array; see :func:`parse_idx`."""
-    return parse_idx(_read_file(path), os.fspath(path))
+    """Read an IDX file (gzipped or plain) into an array; see :func:`parse_idx`.
+
+    Reads (and gunzips) only the header and the data it announces plus one byte.
+    """
+    name = os.fspath(path)
+    with _opened(path) as (f, gz):
+        if not gz:
+            return parse_content(_read_content(f, name), name)
+        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            return parse_content(_read_content(stream, name, gz=True), name)
 
 
 def as_images(array, name="<images>"):

@@ -2,6 +2,8 @@
 
 import contextlib
 import threading
+import tracemalloc
+import types
 
 from click.testing import CliRunner
 
@@ -69,3 +71,18 @@ def serving(model, host="127.0.0.1"):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextlib.contextmanager
+def memory_peak():
+    """Measure the peak of Python and NumPy allocations inside the block (tracemalloc).
+
+    ``with memory_peak() as mem: ...`` then ``mem.peak`` is in bytes.
+    """
+    result = types.SimpleNamespace(peak=None)
+    tracemalloc.start()
+    try:
+        yield result
+    finally:
+        result.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()

@@ -1,16 +1,28 @@
-"""IDX reading and writing: round trips, every bad-file error, random bytes."""
+"""IDX reading and writing: round trips, every bad-file error, bounded reading."""
 
+import doctest
 import gzip
+import hashlib
+import os
+import resource
 import struct
+import subprocess
+import sys
+import textwrap
+import zlib
 
 import numpy as np
 import pytest
+from helpers import memory_peak, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mnistnet.errors import IdxFormatError
+from mnistnet import idx
+from mnistnet.datasets import DATASETS, DatasetSpec, FileSpec, load_split
+from mnistnet.errors import DatasetError, IdxFormatError
 from mnistnet.idx import (
+    MAX_DATA_BYTES,
     parse_idx,
     read_idx,
     read_images,
@@ -88,7 +100,7 @@ BAD_FILES = {
     "zero dimensions": (b"\x00\x00\x08\x00", "zero dimensions"),
     "truncated header": (b"\x00\x00\x08\x03\x00\x00\x00\x02", "truncated header"),
     "truncated data": (_header(0x08, 2, 28, 28) + bytes(1000), "truncated: header says 2x28x28"),
-    "too long": (_header(0x08, 3) + bytes(5), "too long: 2 extra bytes"),
+    "too long": (_header(0x08, 3) + bytes(5), "too long: more data after the 3 uint8 "),
     "html page": (b"<!DOCTYPE html><html><body>Not Found</body></html>", "HTML or XML page"),
     "s3 xml error": (b'<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>', "HTML or XML"),
     "text": (b"Access denied\n", "not an IDX file but text"),
@@ -153,37 +165,137 @@ def test_unreadable_file(tmp_path):
 
 def test_huge_sizes_in_a_header_do_not_allocate():
     data = _header(0x0E, 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(8)
-    with pytest.raises(IdxFormatError, match="truncated"):
+    with pytest.raises(IdxFormatError, match="more than mnistnet reads"):
         parse_idx(data)
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.one_of(
-        st.binary(max_size=64),
-        st.binary(max_size=64).map(lambda b: b"\x00\x00" + b),
-        st.tuples(st.sampled_from([8, 9, 11, 12, 13, 14, 0, 255]), st.integers(0, 3)).flatmap(
-            lambda h: st.binary(max_size=40).map(lambda b: bytes([0, 0, *h]) + b)
-        ),
-        st.binary(max_size=64).map(gzip.compress),
-        st.binary(max_size=64).map(lambda b: b"\x1f\x8b" + b),
+def test_the_module_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example writes labels.gz
+    result = doctest.testmod(idx)
+    assert result.attempted >= 2 and result.failed == 0
+
+
+def test_gzip_twice_is_named_not_undone(tmp_path, make_idx_dataset):
+    twice = gzip.compress(gzip.compress(to_bytes(np.zeros(20, np.uint8))))
+    path = _write(tmp_path / "labels.gz", twice)
+    with pytest.raises(IdxFormatError, match="compressed twice"):
+        read_idx(path)
+    # The datasets gunzip while hashing, then parse: the parse must not gunzip again.
+    directory = make_idx_dataset(tmp_path / "data")
+    _write(directory / "train-labels-idx1-ubyte.gz", twice)
+    with pytest.raises(IdxFormatError, match="compressed twice"):
+        load_split("idx", "train", data_dir=directory)
+
+
+# --- bounded reading: a file costs what its header announces, never what it inflates to --
+
+
+BOMB_BYTES = 64 * 2**20  # what the bombs below inflate to
+BOUND = 4 * 2**20  # what reading them may cost
+
+
+def _gzip_bomb(head, inflated=BOMB_BYTES):
+    """Gzip of ``head`` then zeros up to ``inflated`` bytes: ~300 KB on disk."""
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    chunks = [z.compress(head)]
+    zeros = bytes(2**20)
+    chunks += [z.compress(zeros) for _ in range((inflated - len(head)) // len(zeros))]
+    return b"".join([*chunks, z.flush()])
+
+
+@pytest.fixture(scope="module")
+def labels_bomb():
+    """300 labels, says the header; 64 MiB of zeros, says the gzip stream."""
+    return _gzip_bomb(_header(0x08, 300))
+
+
+def test_gzip_bomb_is_not_inflated(tmp_path, labels_bomb):
+    path = _write(tmp_path / "train-labels-idx1-ubyte.gz", labels_bomb)
+    for read in (read_idx, read_labels, lambda p: parse_idx(p.read_bytes())):
+        with memory_peak() as mem, pytest.raises(IdxFormatError, match="too long"):
+            read(path)
+        assert mem.peak < BOUND
+
+
+def test_header_beyond_the_limit_is_rejected_before_the_data(tmp_path):
+    n = MAX_DATA_BYTES // 784 + 1  # one image too many
+    path = _write(tmp_path / "images.gz", _gzip_bomb(_header(0x08, n, 28, 28)))
+    with memory_peak() as mem, pytest.raises(IdxFormatError, match="more than mnistnet reads"):
+        read_images(path)
+    assert mem.peak < BOUND
+
+
+def test_sparse_multi_gigabyte_files_are_not_read_whole(tmp_path):
+    """5 GB files (sparse: no disk used) are rejected reading a few bytes of each.
+
+    In a child process with 512 MiB of address space: reading one whole ends in
+    MemoryError there, not in swapping here.
+    """
+    size = 5 * 2**30
+    heads = {  # name: (first bytes, read_idx's error, how much read_file may return)
+        "text": (b"not IDX at all", "not an IDX file", 512),
+        "labels": (_header(0x08, 3) + bytes(3), "too long", 8 + 3 + 1),
+        "gzip": (b"\x1f\x8b\x08\x00", "bytes of gzip data, more than", None),
+    }
+    for name, (head, _, _) in heads.items():
+        with open(tmp_path / name, "wb") as f:
+            f.write(head)
+            f.truncate(size)
+    script = textwrap.dedent(
+        f"""
+        from mnistnet.errors import IdxFormatError
+        from mnistnet.idx import read_idx, read_file
+        for name in {list(heads)!r}:
+            for read in (read_idx, read_file):
+                try:
+                    print(name, read.__name__, len(read({str(tmp_path)!r} + "/" + name)))
+                except IdxFormatError as exc:
+                    print(name, read.__name__, exc)
+        """
     )
-)
-def test_random_bytes_raise_only_idx_format_error(data):
-    for reader in (parse_idx, _read_images_bytes, _read_labels_bytes):
-        try:
-            reader(data)
-        except IdxFormatError:
-            pass
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (512 * 2**20, 512 * 2**20))
+
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_memory,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for name, (_, message, read_bytes) in heads.items():
+        assert message in lines.pop(0), out.stdout  # read_idx
+        expected = f"{name} read_file {read_bytes}" if read_bytes else message
+        assert expected in lines.pop(0), out.stdout
 
 
-def _read_images_bytes(data):
-    from mnistnet.idx import as_images
+def test_idx_dataset_reads_through_the_bounded_reader(tmp_path, make_idx_dataset, labels_bomb):
+    directory = make_idx_dataset(tmp_path / "data")
+    _write(directory / "train-labels-idx1-ubyte.gz", labels_bomb)
+    with memory_peak() as mem, pytest.raises(IdxFormatError, match="too long"):
+        load_split("idx", "train", data_dir=directory)
+    assert mem.peak < BOUND
+    with memory_peak() as mem:
+        result = run("download", "--dataset", "idx", "--data-dir", directory)
+    assert result.exit_code == 1 and "too long" in result.output
+    assert mem.peak < BOUND + 2**20  # the CLI's own imports
 
-    return as_images(parse_idx(data))
 
-
-def _read_labels_bytes(data):
-    from mnistnet.idx import as_labels
-
-    return as_labels(parse_idx(data))
+def test_pinned_dataset_in_the_cache_reads_through_the_bounded_reader(
+    tmp_path, make_idx_dataset, labels_bomb
+):
+    cache = make_idx_dataset(tmp_path / "cache")
+    files = []
+    for spec in DATASETS["idx"].files:
+        raw = (cache / spec.name).read_bytes()
+        sha, content_sha = (hashlib.sha256(b).hexdigest() for b in (raw, gzip.decompress(raw)))
+        files.append(FileSpec(spec.role, spec.name, sha, content_sha))
+    registry = {"tiny": DatasetSpec(name="tiny", files=tuple(files))}
+    _write(cache / "train-labels-idx1-ubyte.gz", labels_bomb)
+    with memory_peak() as mem, pytest.raises(DatasetError, match="does not match the pinned"):
+        load_split("tiny", "train", data_dir=cache, registry=registry)
+    assert mem.peak < BOUND
