@@ -1,0 +1,65 @@
+"""The console script's entry point: Ctrl-C while importing, closed standard streams."""
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+import textwrap
+
+from mnistnet import __main__ as entry
+from mnistnet.errors import EXIT_INTERRUPTED
+
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _mnistnet(*args, close_stdout=False):
+    """Run ``python -m mnistnet ARGS`` (what the console script calls) in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "mnistnet", *map(str, args)],
+        capture_output=not close_stdout,
+        stderr=subprocess.PIPE if close_stdout else None,
+        text=True,
+        env=ENV,
+        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+        check=False,
+    )
+
+
+def test_the_console_script_is_the_wrapper():
+    (script,) = importlib.metadata.entry_points(group="console_scripts", name="mnistnet")
+    assert script.value == "mnistnet.__main__:main"
+    assert entry._EXIT_INTERRUPTED == EXIT_INTERRUPTED
+
+
+def test_closed_stdout_discards_the_output(binary_model):
+    for args in ((), ("--json",)):
+        result = _mnistnet("info", binary_model, *args, close_stdout=True)
+        assert (result.returncode, result.stderr) == (0, "")
+    result = _mnistnet("info", binary_model.parent / "nope.npz", close_stdout=True)
+    assert result.returncode == 1 and result.stderr.startswith("Error: model file ")
+
+
+def test_ctrl_c_while_importing_is_one_line_and_130():
+    # A real SIGINT, delivered while `import click` runs (the slow first moments).
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+
+        class InterruptOnImport:
+            def find_spec(self, name, path=None, target=None):
+                if name == "click":
+                    os.kill(os.getpid(), signal.SIGINT)
+                return None
+
+        sys.meta_path.insert(0, InterruptOnImport())
+        sys.argv = ["mnistnet", "--version"]
+        from mnistnet.__main__ import main
+        main()
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=ENV, check=False
+    )
+    assert result.returncode == EXIT_INTERRUPTED
+    assert result.stderr == "Interrupted.\n"
+    assert result.stdout == ""
