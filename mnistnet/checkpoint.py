@@ -99,7 +99,14 @@ def load_model(path):
             params = _read_params(archive, meta, bad)
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        struct.error,
+        ValueError,
+        RecursionError,
+    ) as exc:
         raise bad(f"corrupt or truncated .npz archive ({_first_line(exc)})") from None
     except (NotImplementedError, RuntimeError) as exc:  # ZIP versions, encryption
         raise bad(f"uses a ZIP feature mnistnet does not read ({_first_line(exc)})") from None

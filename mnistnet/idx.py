@@ -54,6 +54,7 @@ N_CLASSES = 10
 MAX_DATA_BYTES = 2**28
 #: The longest gzipped IDX file read: the limit above plus room for gzip's framing.
 MAX_FILE_BYTES = MAX_DATA_BYTES + 2**20
+MAX_DIMS = 32  # NumPy 1.x's limit (2.x allows 64); the format allows 255
 _SNIFF = 512  # bytes of a file that is not IDX read to say what it is
 _CHUNK = 1 << 20
 
@@ -178,6 +179,11 @@ def parse_content(data, name="<bytes>"):
         )
     if ndim == 0:
         raise IdxFormatError(f"{name}: wrong magic {data[:4].hex(' ')}: zero dimensions")
+    if ndim > MAX_DIMS:
+        raise IdxFormatError(
+            f"{name}: {ndim} dimensions in magic {data[:4].hex(' ')}: NumPy arrays have "
+            f"at most {MAX_DIMS}"
+        )
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise IdxFormatError(

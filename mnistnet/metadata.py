@@ -225,6 +225,7 @@ SCHEMA = {
     "epochs_trained": (_integer(), False),
     "interrupted": (_boolean, False),
     "seconds": (_number(), False),
+    "run_id": (_string, False),
 }
 REQUIRED = tuple(key for key, (_, required) in SCHEMA.items() if required)
 

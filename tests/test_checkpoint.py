@@ -285,7 +285,9 @@ def _members(path):
 
 def _npy_header(shape, descr="<f8"):
     f = io.BytesIO()
-    np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        f, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
     return f.getvalue()
 
 

@@ -2,7 +2,6 @@
 
 import doctest
 import gzip
-import hashlib
 import os
 import resource
 import struct
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mnistnet import idx
-from mnistnet.datasets import DATASETS, DatasetSpec, FileSpec, load_split
+from mnistnet.datasets import DatasetSpec, load_split
 from mnistnet.errors import DatasetError, IdxFormatError
 from mnistnet.idx import (
     MAX_DATA_BYTES,
@@ -98,6 +97,7 @@ BAD_FILES = {
     "wrong magic": (b"\x12\x34\x08\x01" + bytes(10), "not an IDX file"),
     "wrong dtype code": (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "data type code 0x07"),
     "zero dimensions": (b"\x00\x00\x08\x00", "zero dimensions"),
+    "255 dimensions": (_header(0x08, *[0] * 255), "255 dimensions .* at most 32"),
     "truncated header": (b"\x00\x00\x08\x03\x00\x00\x00\x02", "truncated header"),
     "truncated data": (_header(0x08, 2, 28, 28) + bytes(1000), "truncated: header says 2x28x28"),
     "too long": (_header(0x08, 3) + bytes(5), "too long: more data after the 3 uint8 "),
@@ -286,15 +286,14 @@ def test_idx_dataset_reads_through_the_bounded_reader(tmp_path, make_idx_dataset
 
 
 def test_pinned_dataset_in_the_cache_reads_through_the_bounded_reader(
-    tmp_path, make_idx_dataset, labels_bomb
+    tmp_path, pinned_idx_dataset, labels_bomb
 ):
-    cache = make_idx_dataset(tmp_path / "cache")
-    files = []
-    for spec in DATASETS["idx"].files:
-        raw = (cache / spec.name).read_bytes()
-        sha, content_sha = (hashlib.sha256(b).hexdigest() for b in (raw, gzip.decompress(raw)))
-        files.append(FileSpec(spec.role, spec.name, sha, content_sha))
-    registry = {"tiny": DatasetSpec(name="tiny", files=tuple(files))}
+    payload, files = pinned_idx_dataset
+    registry = {"tiny": DatasetSpec(name="tiny", files=files)}
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name, data in payload.items():
+        _write(cache / name, data)
     _write(cache / "train-labels-idx1-ubyte.gz", labels_bomb)
     with memory_peak() as mem, pytest.raises(DatasetError, match="does not match the pinned"):
         load_split("tiny", "train", data_dir=cache, registry=registry)
