@@ -15,6 +15,8 @@ the file's name.
 import json
 import math
 
+from mnistnet.config import DTYPES, SETTINGS
+from mnistnet.data import PIXEL_SCALINGS
 from mnistnet.functions import HEADS
 from mnistnet.tasks import N_CLASSES, N_INPUTS, N_OUTPUTS, TASKS
 
@@ -24,7 +26,7 @@ FORMAT_VERSION = 1
 MAX_CHARS = 2**20  # the JSON text; training writes about 3,000 characters
 MAX_DEPTH = 16  # objects and arrays inside each other; the schema needs 4
 MAX_INT_DIGITS = 20  # any count or size fits in 20 digits
-MAX_HIDDEN = 32768  # hidden units: W1 takes 205 MB in float64
+MAX_HIDDEN = SETTINGS["hidden"].kind.high  # what training may make (65,536: W1 takes 411 MB)
 
 
 class MetadataError(ValueError):
@@ -216,8 +218,8 @@ SCHEMA = {
     "layers": (_list_of(_integer(1), length=3), True),
     "activations": (_list_of(_string, length=2), False),
     "loss": (_string, False),
-    "pixels": (_one_of("raw", "unit"), True),
-    "dtype": (_one_of("float32", "float64"), True),
+    "pixels": (_one_of(*PIXEL_SCALINGS), True),
+    "dtype": (_one_of(*DTYPES), True),
     "config": (_object({"data_dir": _string, "out": _string}, values=_setting), False),
     "dataset": (_object({"name": _string, "files": _list_of(_FILE)}), False),
     "metrics": (_object(values=_SCORES), False),

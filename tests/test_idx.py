@@ -1,6 +1,5 @@
 """IDX reading and writing: round trips, every bad-file error, bounded reading."""
 
-import doctest
 import gzip
 import os
 import resource
@@ -17,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mnistnet import idx
 from mnistnet.datasets import DatasetSpec, load_split
 from mnistnet.errors import DatasetError, IdxFormatError
 from mnistnet.idx import (
@@ -167,12 +165,6 @@ def test_huge_sizes_in_a_header_do_not_allocate():
     data = _header(0x0E, 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(8)
     with pytest.raises(IdxFormatError, match="more than mnistnet reads"):
         parse_idx(data)
-
-
-def test_the_module_example_runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the example writes labels.gz
-    result = doctest.testmod(idx)
-    assert result.attempted >= 2 and result.failed == 0
 
 
 def test_gzip_twice_is_named_not_undone(tmp_path, make_idx_dataset):
