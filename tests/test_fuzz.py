@@ -1,12 +1,13 @@
 """Fuzzing the readers of untrusted files: only mnistnet's own errors, bounded memory.
 
-Two entry points, each fed random bytes, mutated valid files, hand-made
-headers and archives, and gzip or deflate bombs:
+Three entry points, each fed random bytes, mutated valid files, hand-made
+headers, archives and tables, and gzip or deflate bombs:
 
 - IDX files: ``read_idx``, ``read_images``, ``read_labels``, ``parse_idx`` on
   the bytes, and the datasets' way (``read_file``, ``decompress``,
   ``parse_content``);
-- model files: ``load_model``.
+- model files: ``load_model``;
+- config files: ``read_config_file``, then ``resolve_config`` for each task.
 
 Every case must end in a returned value that is right, or a
 :class:`~mnistnet.errors.MnistnetError` of one line; anything else fails the
@@ -23,12 +24,14 @@ point and prints a summary line for each::
 import gzip
 import io
 import json
+import math
 import os
 import struct
 import tracemalloc
 import zipfile
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +40,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mnistnet import checkpoint, idx, metadata, model
+from mnistnet.config import SETTINGS, read_config_file, resolve_config
 from mnistnet.errors import MnistnetError
+from mnistnet.tasks import TASKS
 
 LONG = int(os.environ.get("MNISTNET_FUZZ_EXAMPLES", "0"))
 MEMORY_BOUND = 8 * 2**20  # bytes one case may cost; no input inflates to more than 1 MiB
@@ -175,7 +180,7 @@ def test_idx_readers_raise_only_their_own_errors(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "train-images-idx3-ubyte"
     outcomes, cases = Outcomes("IDX files"), Counter()
 
-    @_settings(normal_budget=150)
+    @_settings(normal_budget=100)
     @given(IDX_FILES)
     def check(data):
         cases["n"] += 1
@@ -376,3 +381,73 @@ def test_the_fuzzers_valid_model_loads(tmp_path, data):
     (tmp_path / "m.npz").write_bytes(data)
     params, meta = checkpoint.load_model(tmp_path / "m.npz")
     assert meta == _valid_metadata() and params["W1"].shape == (784, 2)
+
+
+# --- config files -------------------------------------------------------------------------
+
+
+def _toml_float(x):
+    return ("-" if x < 0 else "") + "inf" if math.isinf(x) else "nan" if math.isnan(x) else repr(x)
+
+
+TOML_SCALARS = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats().map(_toml_float),
+    st.sampled_from(["true", "false", "1979-05-27", "0x10", "1_000"]),
+    st.text(max_size=30).map(json.dumps),  # a TOML basic string, mostly
+    st.sampled_from(['"all"', '"full"', '"adam"', '"unit"', '"idx"', '"a\\u0000b"', '""']),
+)
+TOML_VALUES = st.recursive(
+    TOML_SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2).map(
+            lambda d: "{" + ", ".join(f"{k} = {v}" for k, v in d.items()) + "}"
+        ),
+    ),
+    max_leaves=8,
+)
+DEEP_ARRAYS = st.integers(1, 5000).map(lambda n: "[" * n + "]" * n)
+KEYS = st.sampled_from([*sorted(SETTINGS), "task", "unknown", '"lr"', "[table]"])
+VALID_CONFIGS = st.sampled_from(
+    [p.read_bytes() for p in sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))]
+)
+
+
+@st.composite
+def config_texts(draw):
+    """Lines ``key = value`` of setting names (and others) with any TOML values."""
+    lines = [
+        f"{draw(KEYS)} = {draw(TOML_VALUES | DEEP_ARRAYS)}" for _ in range(draw(st.integers(0, 6)))
+    ]
+    return "\n".join(lines).encode("utf-8", "surrogatepass")
+
+
+CONFIG_FILES = st.one_of(
+    st.binary(max_size=256),
+    config_texts(),
+    mutated(config_texts()),
+    VALID_CONFIGS,
+    mutated(VALID_CONFIGS),
+)
+
+
+def test_config_reader_raises_only_its_own_errors(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "config.toml"
+    outcomes, cases = Outcomes("config files"), Counter()
+
+    def resolve(task):
+        return resolve_config(task, read_config_file(path), config_path=path)
+
+    @_settings(normal_budget=60)
+    @given(CONFIG_FILES)
+    def check(data):
+        cases["n"] += 1
+        path.write_bytes(data)
+        for task in TASKS:
+            config = outcomes.run(resolve, task)
+            if config is not None:  # accepted: every value is one a setting allows
+                json.dumps(config.to_dict(), allow_nan=False)
+
+    _run(check)
+    outcomes.report(cases["n"])
