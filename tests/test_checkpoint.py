@@ -161,14 +161,19 @@ def test_missing_file_and_directory(tmp_path):
 def test_metadata_written_by_training_loads_unchanged(tmp_path):
     from mnistnet import experiment
     from mnistnet.config import TrainConfig
+    from mnistnet.runfolder import new_run_id
 
     config = TrainConfig(
-        task="binary", digits=(5, 8), dataset="mnist-sample", samples_per_class=10, hidden=4
+        task="binary",
+        digits=(5, 8),
+        dataset="mnist-sample",
+        samples_per_class=10,
+        hidden=4,
+        epochs=1,
     )
-    config = TrainConfig(**{**config.__dict__, "epochs": 1})
     train, test = experiment.load_data(config)
     result = experiment.run_training(config, train, test)
-    written = experiment.build_metadata(result)
+    written = experiment.build_metadata(result, new_run_id())
     checkpoint.save_model(tmp_path / "m.npz", result.params, written)
     _, meta = checkpoint.load_model(tmp_path / "m.npz")
     assert meta == json.loads(
