@@ -4,7 +4,7 @@ Arrays ``W1, b1, W2, b2`` plus ``metadata``: a 0-d string array holding
 one JSON object (see :mod:`mnistnet.metadata` for its schema). Nothing is
 ever unpickled. A trained run's file also holds its resume state: the
 metadata's ``resume`` section and arrays named ``resume_*``
-(:mod:`mnistnet.trainstate`), checked by :func:`_check_resume` on every
+(:mod:`mnistnet.trainstate`), checked with the rest of the metadata on every
 load and read by :func:`load_resume`.
 
 Loading checks each size before reading anything of that size: the ZIP directory
@@ -17,8 +17,10 @@ file costs at most what the model it describes needs, and every problem ends
 in a one-line :class:`~mnistnet.errors.ModelFileError`.
 """
 
+import contextlib
 import io
 import json
+import math
 import os
 import struct
 import tokenize
@@ -32,6 +34,7 @@ from mnistnet import metadata as schema
 from mnistnet import trainstate
 from mnistnet.errors import ModelFileError
 from mnistnet.fileio import atomic_path
+from mnistnet.history import COLUMNS
 from mnistnet.metadata import FORMAT, FORMAT_VERSION, MAX_HIDDEN, MetadataError
 from mnistnet.model import PARAM_NAMES, pack
 from mnistnet.tasks import N_INPUTS
@@ -40,8 +43,12 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "load_model", "save_model"]
 
 MAX_MEMBERS = 64  # an mnistnet model has 5
 MAX_NPY_HEADER = 4096  # bytes; np.save writes 128 for our arrays (NumPy allows 10,000)
-#: The largest model file read: the largest model's float64 weights and metadata.
-MAX_FILE_BYTES = 8 * (N_INPUTS + 1 + 10) * MAX_HIDDEN + 4 * schema.MAX_CHARS + 2**20
+_MAX_PARAMS = (N_INPUTS + 1 + 10) * MAX_HIDDEN + 10  # W1, b1, W2, b2 of the largest model
+#: The largest model file read: the largest model's float64 weights, its resume state
+#: (three more vectors of that size and the history of the most epochs) and metadata.
+MAX_FILE_BYTES = (
+    8 * (4 * _MAX_PARAMS + len(COLUMNS) * schema.MAX_EPOCHS) + 4 * schema.MAX_CHARS + 2**20
+)
 _NPY_MAGIC = b"\x93NUMPY"
 _EOCD = struct.Struct("<4s4x2xHIIH")  # ZIP end of central directory record, without its comment
 _CHUNK = 1 << 20
@@ -71,7 +78,8 @@ def load_model(path):
     -------
     params : dict of ndarray (``W1, b1, W2, b2``)
     metadata : dict
-        Checked against :data:`mnistnet.metadata.SCHEMA`: its types can be trusted.
+        Checked against :data:`mnistnet.metadata.SCHEMA` (its ``resume``
+        section included): its types can be trusted.
 
     Raises
     ------
@@ -81,11 +89,61 @@ def load_model(path):
         version, shapes or dtypes that disagree with the metadata, a corrupt
         archive. No other exception comes out.
     """
+    bad = _complaint(path)
+    with _reading(path, bad) as archive:
+        meta = _read_metadata(archive, bad)
+        return _read_params(archive, meta, bad), meta
+
+
+def load_resume(path):
+    """Read a model file with its resume state.
+
+    Returns
+    -------
+    params : dict of ndarray, the saved weights (the best epoch's, with early stopping)
+    metadata : dict
+    resume : :class:`mnistnet.trainstate.Resume`, without ``best`` (the caller decides)
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_model`; also when the file holds no resume state (saved
+        before mnistnet kept one), or its ``resume_*`` arrays do not fit: each
+        is read only once its header is within what the ``resume`` section allows.
+    """
+    bad = _complaint(path)
+    with _reading(path, bad) as archive:
+        meta = _read_metadata(archive, bad)
+        params = _read_params(archive, meta, bad)
+        if "resume" not in meta:
+            raise bad("holds no resume state (saved by an older mnistnet, or not by training)")
+        section = meta["resume"]
+        try:
+            trainstate.check_section(section, (meta.get("config") or {}).get("optimizer", "?"))
+        except ValueError as exc:
+            raise bad(f"metadata 'resume' {exc}") from None
+        theta, _ = pack(params)
+        arrays = _read_resume_arrays(archive, section, theta, bad)
+    try:
+        state, records = trainstate.from_file(section, arrays, theta)
+    except ValueError as exc:
+        raise bad(f"resume state {exc}") from None
+    return params, meta, trainstate.Resume(state, records)
+
+
+def _complaint(path):
     name = os.fspath(path)
 
     def bad(problem):
         return ModelFileError(f"model file {name}: {problem}")
 
+    return bad
+
+
+@contextlib.contextmanager
+def _reading(path, bad):
+    """The model file's ZIP archive, once the cheap checks pass; every failure in the
+    block becomes a one-line ModelFileError."""
     size = _sniff(path, bad)
     try:
         _check_member_count(path, size, bad)
@@ -94,9 +152,7 @@ def load_model(path):
             missing = [n for n in ("metadata", *PARAM_NAMES) if f"{n}.npy" not in names]
             if missing:
                 raise bad(f"missing array(s) {', '.join(missing)}; not an mnistnet model?")
-            meta = _read_metadata(archive, bad)
-            _check_resume(meta, bad)
-            params = _read_params(archive, meta, bad)
+            yield archive
     except ModelFileError:
         raise
     except (
@@ -114,63 +170,11 @@ def load_model(path):
         raise bad(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     except MemoryError:
         raise bad("too large to load in this machine's memory") from None
-    return params, meta
 
 
 def _first_line(exc):
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text if len(text) <= 100 else text[:99] + "…"
-
-
-def _check_resume(meta, bad, optimizer=None):
-    """The ``resume`` section, when there is one (:func:`mnistnet.trainstate.check_section`).
-
-    ``optimizer``: the optimizer it must be the state of (checked when resuming).
-    """
-    if "resume" not in meta:
-        return
-    try:
-        trainstate.check_section(meta["resume"], optimizer)
-    except ValueError as exc:
-        raise bad(f"metadata 'resume' {exc}") from None
-
-
-def load_resume(path):
-    """Read a model file with its resume state.
-
-    Returns
-    -------
-    params : dict of ndarray, the saved weights (the best epoch's, with early stopping)
-    metadata : dict
-    resume : :class:`mnistnet.trainstate.Resume`, without ``best`` (the caller decides)
-
-    Raises
-    ------
-    ModelFileError
-        As :func:`load_model`; also when the file holds no resume state (saved
-        before mnistnet kept one), or its ``resume_*`` arrays do not fit.
-    """
-    params, meta = load_model(path)
-
-    def bad(problem):
-        return ModelFileError(f"model file {path}: {problem}")
-
-    if "resume" not in meta:
-        raise bad("holds no resume state (saved by an older mnistnet, or not by training)")
-    config = meta.get("config")
-    _check_resume(meta, bad, config.get("optimizer") if isinstance(config, dict) else "?")
-    names = trainstate.expected_arrays(meta["resume"])
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            extra = [n for n in npz.files if n.startswith(trainstate.PREFIX) and n not in names]
-            if extra:
-                raise ValueError(f"holds array {extra[0]}, which 'resume' does not name")
-            arrays = {name: npz[name] for name in names if name in npz.files}
-        theta, _ = pack(params)
-        state, records = trainstate.from_file(meta["resume"], arrays, theta)
-    except ValueError as exc:
-        raise bad(f"resume state {exc}") from None
-    return params, meta, trainstate.Resume(state, records)
 
 
 def _sniff(path, bad):
@@ -261,6 +265,8 @@ def _open_array(archive, member, bad):
         raise bad(f"{member} has a corrupt .npy header ({_first_line(exc)})") from None
     if dtype.hasobject:
         raise bad("holds pickled object arrays, which are never loaded (unsafe)")
+    if any(n < 0 for n in shape):
+        raise bad(f"{member} has a corrupt .npy header (a negative size)")
     return stream, dtype, shape, fortran, len(magic) + len(length_field) + length
 
 
@@ -321,3 +327,34 @@ def _read_params(archive, meta, bad):
             raise bad(f"array {name} holds NaN or infinite values")
         params[name] = array
     return params
+
+
+def _read_resume_arrays(archive, section, theta, bad):
+    """The ``resume_*`` arrays the section names, each within the size the section allows.
+
+    The vectors at most the weights' size, the history at most ``epoch`` rows:
+    their exact shapes are :func:`mnistnet.trainstate.from_file`'s to check.
+    """
+    names = trainstate.expected_arrays(section)
+    stored = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
+    extra = [n for n in stored if n.startswith(trainstate.PREFIX) and n not in names]
+    if extra:
+        raise bad(f"resume state holds array {extra[0]}, which 'resume' does not name")
+    history_bytes = 8 * len(section["history_columns"]) * section["epoch"]
+    arrays = {}
+    for name in names:
+        if name not in stored:
+            continue  # from_file names what is missing
+        limit = history_bytes if name == trainstate.PREFIX + "history" else theta.nbytes
+        stream, dtype, shape, fortran, header_bytes = _open_array(archive, f"{name}.npy", bad)
+        nbytes = dtype.itemsize * math.prod(shape)
+        if dtype.kind != "f" or nbytes > limit:
+            raise bad(
+                f"resume state array {name} is {dtype} of shape {shape}, more than or "
+                "other than its 'resume' section allows"
+            )
+        data = _read_data(archive, f"{name}.npy", stream, header_bytes, nbytes, bad)
+        arrays[name] = np.frombuffer(data, dtype=dtype).reshape(
+            shape, order="F" if fortran else "C"
+        )
+    return arrays

@@ -15,6 +15,7 @@ the file's name.
 import json
 import math
 
+from mnistnet import trainstate
 from mnistnet.config import DTYPES, SETTINGS
 from mnistnet.data import PIXEL_SCALINGS
 from mnistnet.functions import HEADS
@@ -27,6 +28,7 @@ MAX_CHARS = 2**20  # the JSON text; training writes about 3,000 characters
 MAX_DEPTH = 16  # objects and arrays inside each other; the schema needs 4
 MAX_INT_DIGITS = 20  # any count or size fits in 20 digits
 MAX_HIDDEN = SETTINGS["hidden"].kind.high  # what training may make (65,536: W1 takes 411 MB)
+MAX_EPOCHS = SETTINGS["epochs"].kind.high  # a resumed run's too: --epochs counts them all
 
 
 class MetadataError(ValueError):
@@ -206,6 +208,33 @@ _FILE = _object(
     }
 )
 _SCORES = _object({"loss": _number(), "accuracy": _number(0.0, 1.0), "n": _integer()})
+_VALIDATION = _object(
+    {"requested": _number(), "n": _integer(), "per_class": _list_of(_integer()), "rule": _string}
+)
+_STOPPING = _object(
+    {
+        "reason": _string,
+        "weights_epoch": _integer(),
+        "best_epoch": _integer(),
+        "early_stopping": _integer(),
+        "target_accuracy": _number(0.0, 1.0),
+        "target_metric": _string,
+        "target_epoch": _integer(),
+        "target_seconds": _number(),
+    }
+)
+_RESUMED_FROM = _object({"model": _string, "run_id": _string, "epoch": _integer()})
+
+
+def _resume(value, where):
+    """The resume section: its own rules (:func:`mnistnet.trainstate.check_section`)."""
+    try:
+        trainstate.check_section(value)
+    except ValueError as exc:
+        raise MetadataError(f"'{where}' {exc}") from None
+    if value["epoch"] > MAX_EPOCHS:
+        raise _expected(f"{where}.epoch", f"at most {MAX_EPOCHS:,} (--epochs)", value["epoch"])
+
 
 #: key -> (checker, required). Keys not listed are kept and not checked.
 SCHEMA = {
@@ -228,6 +257,10 @@ SCHEMA = {
     "interrupted": (_boolean, False),
     "seconds": (_number(), False),
     "run_id": (_string, False),
+    "validation": (_VALIDATION, False),
+    "stopping": (_STOPPING, False),
+    "resume": (_resume, False),
+    "resumed_from": (_RESUMED_FROM, False),
 }
 REQUIRED = tuple(key for key, (_, required) in SCHEMA.items() if required)
 

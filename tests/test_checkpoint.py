@@ -159,26 +159,26 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_metadata_written_by_training_loads_unchanged(tmp_path):
+    """What save_run writes (validation, stopping and resume sections included) loads as is."""
     from mnistnet import experiment
     from mnistnet.config import TrainConfig
-    from mnistnet.runfolder import new_run_id
 
     config = TrainConfig(
-        task="binary",
-        digits=(5, 8),
-        dataset="mnist-sample",
-        samples_per_class=10,
-        hidden=4,
-        epochs=1,
+        task="binary", digits=(5, 8), dataset="mnist-sample", samples_per_class=20, hidden=4,
+        epochs=2, optimizer="adam", batch_size=16, validation=10, early_stopping=1, lr=1e-3,
+    )  # fmt: skip
+    splits = experiment.load_data(config)
+    result = experiment.run_training(
+        config, splits.train, splits.test, validation=splits.validation
     )
-    train, test = experiment.load_data(config)
-    result = experiment.run_training(config, train, test)
-    written = experiment.build_metadata(result, new_run_id())
-    checkpoint.save_model(tmp_path / "m.npz", result.params, written)
-    _, meta = checkpoint.load_model(tmp_path / "m.npz")
-    assert meta == json.loads(
-        json.dumps({"format": checkpoint.FORMAT, "format_version": 1, **written})
-    )
+    written = experiment.build_metadata(result, "20261127-000000-0123abcd")
+    written["resume"], resume_arrays = experiment.resume_section(result)
+    checkpoint.save_model(tmp_path / "m.npz", result.params, written, resume_arrays)
+    expected = json.loads(json.dumps({"format": checkpoint.FORMAT, "format_version": 1, **written}))
+    assert checkpoint.load_model(tmp_path / "m.npz")[1] == expected
+    assert sorted(expected) == sorted({*metadata.SCHEMA} - {"resumed_from"})  # all documented
+    _, _, resume = checkpoint.load_resume(tmp_path / "m.npz")
+    assert resume.state.epoch == len(result.history.records)
 
 
 def test_optional_metadata_may_be_absent_or_null(saved):
@@ -464,3 +464,58 @@ def test_foreign_errors_become_model_file_errors(saved, case):
     message = str(info.value)
     assert FOREIGN[case] in message
     assert "pickled" not in message and "\n" not in message
+
+
+# --- the resume state: read within what its section allows -------------------------------
+
+
+def _resumable(tmp_path):
+    """A binary model file with the resume state of two epochs of adam (hand-made)."""
+    from mnistnet import trainstate
+    from mnistnet.history import EpochRecord
+
+    params = model.init_params(784, 4, 1, seed=1)
+    theta, _ = model.pack(params)
+    optimizer = {"m": np.zeros_like(theta), "v": np.zeros_like(theta), "t": 8}
+    rng = np.random.default_rng(0).bit_generator.state
+    state = trainstate.TrainingState(2, theta, optimizer, rng)
+    records = [EpochRecord(e, 0.5, 0.9, None, None, 0.4, 0.8, e * 1.0, 1e-3) for e in (1, 2)]
+    section, arrays = trainstate.to_file(state, records, 2, "adam")
+    meta = {**_meta(), "config": {"optimizer": "adam"}, "resume": section}
+    checkpoint.save_model(tmp_path / "model.npz", params, meta, arrays)
+    return tmp_path / "model.npz"
+
+
+def test_a_resume_array_is_read_only_within_its_section(tmp_path):
+    path = _resumable(tmp_path)
+    assert checkpoint.load_resume(path)[2].state.epoch == 2
+    members = _members(path)
+    members["resume_m.npy"] = _npy_header((10**12,)) + bytes(64)
+    _zip(path, members)
+    checkpoint.load_model(path)  # the model itself is fine
+    with memory_peak() as mem, pytest.raises(ModelFileError) as info:
+        checkpoint.load_resume(path)
+    assert "resume state array resume_m is float64 of shape (1000000000000,)" in str(info.value)
+    assert mem.peak < BOUND
+
+
+def test_a_resume_bomb_is_not_inflated(tmp_path):
+    path = _resumable(tmp_path)
+    members = _members(path)
+    members["resume_v.npy"] = _npy_header((784 * 4 + 4 + 4 + 1,)) + bytes(BOMB)
+    _zip(path, members, zipfile.ZIP_DEFLATED)
+    with memory_peak() as mem, pytest.raises(ModelFileError, match="resume_v.npy holds 67,"):
+        checkpoint.load_resume(path)
+    assert mem.peak < BOUND
+
+
+def test_a_resume_section_beyond_the_most_epochs(tmp_path):
+    path = _resumable(tmp_path)
+    arrays = _arrays(path)
+    meta = _meta_of(arrays)
+    meta["resume"]["epoch"] = meta["resume"]["weights_epoch"] = 10**9
+    arrays["metadata"] = np.array(json.dumps(meta))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ModelFileError, match="'resume.epoch' must be at most 100,000"):
+        checkpoint.load_model(path)

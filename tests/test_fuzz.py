@@ -6,7 +6,7 @@ headers, archives and tables, and gzip or deflate bombs:
 - IDX files: ``read_idx``, ``read_images``, ``read_labels``, ``parse_idx`` on
   the bytes, and the datasets' way (``read_file``, ``decompress``,
   ``parse_content``);
-- model files: ``load_model``;
+- model files: ``load_model`` and ``load_resume`` (the resume state);
 - config files: ``read_config_file``, then ``resolve_config`` for each task.
 
 Every case must end in a returned value that is right, or a
@@ -39,9 +39,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mnistnet import checkpoint, idx, metadata, model
+from mnistnet import checkpoint, idx, metadata, model, trainstate
 from mnistnet.config import SETTINGS, read_config_file, resolve_config
 from mnistnet.errors import MnistnetError
+from mnistnet.history import EpochRecord
 from mnistnet.tasks import TASKS
 
 LONG = int(os.environ.get("MNISTNET_FUZZ_EXAMPLES", "0"))
@@ -217,11 +218,28 @@ def test_idx_readers_raise_only_their_own_errors(tmp_path_factory):
 # --- model files --------------------------------------------------------------------------
 
 
+PARAMS = model.init_params(784, 2, 1, seed=0)
+
+
+def _resume_state():
+    """The resume section and arrays of two epochs of adam, the last epoch's weights saved."""
+    theta, _ = model.pack(PARAMS)
+    optimizer = {"m": np.zeros_like(theta), "v": np.ones_like(theta), "t": 8}
+    rng = np.random.default_rng(0).bit_generator.state
+    state = trainstate.TrainingState(2, theta + 1, optimizer, rng)
+    records = [EpochRecord(e, 0.5, 0.9, 0.6, 0.8, None, None, e * 1.0, 1e-3) for e in (1, 2)]
+    return trainstate.to_file(state, records, 1, "adam")
+
+
+RESUME_SECTION, RESUME_ARRAYS = _resume_state()
+
+
 def _valid_metadata():
     return {
         "format": metadata.FORMAT,
         "format_version": metadata.FORMAT_VERSION,
         "mnistnet_version": "0.1.0",
+        "run_id": "20260101-000000-0123abcd",
         "task": "binary",
         "classes": [5, 8],
         "class_names": ["5", "8"],
@@ -230,13 +248,22 @@ def _valid_metadata():
         "loss": "binary_cross_entropy",
         "pixels": "unit",
         "dtype": "float64",
-        "config": {"hidden": 2, "lr": 1e-3, "digits": [5, 8], "data_dir": None},
+        "config": {
+            "hidden": 2,
+            "lr": 1e-3,
+            "digits": [5, 8],
+            "data_dir": None,
+            "optimizer": "adam",
+        },
         "dataset": {"name": "mnist-sample", "files": [{"role": "train-images", "size": 1}]},
+        "validation": {"requested": 4, "n": 4, "per_class": [2, 2], "rule": "the last"},
         "metrics": {"test": {"loss": 0.5, "accuracy": 0.9, "n": 10}},
+        "stopping": {"reason": "early_stopping", "weights_epoch": 1, "best_epoch": 1},
         "created": "2024-01-01T00:00:00+00:00",
-        "epochs_trained": 1,
+        "epochs_trained": 2,
         "interrupted": False,
         "seconds": 1.5,
+        "resume": RESUME_SECTION,
     }
 
 
@@ -247,8 +274,8 @@ def _npy(array):
 
 
 def _valid_members():
-    params = model.init_params(784, 2, 1, seed=0)
-    members = {f"{name}.npy": _npy(params[name]) for name in model.PARAM_NAMES}
+    members = {f"{name}.npy": _npy(PARAMS[name]) for name in model.PARAM_NAMES}
+    members.update({f"{name}.npy": _npy(array) for name, array in RESUME_ARRAYS.items()})
     members["metadata.npy"] = _npy(np.array(json.dumps(_valid_metadata())))
     return members
 
@@ -388,6 +415,10 @@ def test_model_loader_raises_only_its_own_errors(tmp_path_factory):
             _, hidden, n_out = meta["layers"]
             assert params["W1"].shape == (784, hidden) and params["b2"].shape == (n_out,)
             assert all(np.isfinite(p).all() and p.flags.writeable for p in params.values())
+        resumed = outcomes.run(checkpoint.load_resume, path)
+        if resumed is not None:
+            theta, _ = model.pack(resumed[0])
+            assert resumed[2].state.theta.shape == theta.shape
 
     _run(check)
     outcomes.report(cases["n"])
@@ -399,6 +430,7 @@ def test_the_fuzzers_valid_model_loads(tmp_path, data):
     (tmp_path / "m.npz").write_bytes(data)
     params, meta = checkpoint.load_model(tmp_path / "m.npz")
     assert meta == _valid_metadata() and params["W1"].shape == (784, 2)
+    assert checkpoint.load_resume(tmp_path / "m.npz")[2].state.epoch == 2
 
 
 # --- config files -------------------------------------------------------------------------
