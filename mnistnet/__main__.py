@@ -8,6 +8,7 @@ output to a closed stream is discarded, as Python's own ``print`` does.
 """
 
 import os
+import signal
 import sys
 
 _EXIT_INTERRUPTED = 130  # mnistnet.errors.EXIT_INTERRUPTED (tested equal), known before any import
@@ -15,6 +16,10 @@ _EXIT_INTERRUPTED = 130  # mnistnet.errors.EXIT_INTERRUPTED (tested equal), know
 
 def main():
     """Run the ``mnistnet`` command line; never a traceback for Ctrl-C or closed streams."""
+    # A shell script starts its background jobs (`mnistnet serve M &`) with SIGINT
+    # ignored, and Python keeps it so: `kill -INT` would then do nothing. mnistnet
+    # always answers SIGINT as Ctrl-C (exit 130), however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _open_closed_streams()
         from mnistnet.cli import main as cli  # click, rich, NumPy: the slow part

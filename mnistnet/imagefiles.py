@@ -216,15 +216,49 @@ def _scale_to_uint8(values, mode):
     return np.clip(np.round(np.nan_to_num(values) * (255 / top)), 0, 255).astype(np.uint8)
 
 
+# At most this many values in a .npy file (a stack of 85,000 28x28 digits, or one
+# 8192x8192 picture): its header is checked against this before any data is read.
+MAX_NPY_VALUES = 1 << 26
+
+
 def _load_npy(path):
+    """A .npy array, its header checked first: no pickles, no size its file does not hold."""
+    from numpy.lib import format as npy
+
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise ImageError(f"{path}: holds pickled objects, which are never loaded") from None
+        with open(path, "rb") as f:
+            version = npy.read_magic(f)
+            read_header = (
+                npy.read_array_header_1_0 if version == (1, 0) else (npy.read_array_header_2_0)
+            )
+            shape, fortran, dtype = read_header(f, max_header_size=4096)
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+            _check_npy_header(path, shape, dtype, size - offset)
+            return np.load(path, allow_pickle=False)
+    except ImageError:
+        raise
+    except (ValueError, SyntaxError, TypeError, OverflowError) as exc:
         raise ImageError(f"{path}: not a readable .npy array ({exc})") from None
     except (OSError, EOFError) as exc:
         raise ImageError(f"{path}: not a readable .npy array ({_reason(exc)})") from None
+
+
+def _check_npy_header(path, shape, dtype, data_bytes):
+    if dtype.hasobject:
+        raise ImageError(f"{path}: holds pickled objects, which are never loaded")
+    if dtype.kind not in "biuf":
+        raise ImageError(f"{path}: holds {dtype} values; pixels must be numbers")
+    n = 1
+    for side in shape:
+        n *= side
+    if n > MAX_NPY_VALUES:
+        raise ImageError(f"{path}: its header claims {n:,} values (at most {MAX_NPY_VALUES:,})")
+    if n * dtype.itemsize != data_bytes:
+        raise ImageError(
+            f"{path}: its header claims {n * dtype.itemsize:,} bytes of data, the file holds "
+            f"{data_bytes:,}"
+        )
 
 
 def _stack(path, array):

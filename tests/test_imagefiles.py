@@ -214,3 +214,32 @@ def test_a_folder_gives_its_pictures_by_name_and_lists_the_rest(tmp_path):
     files, skipped = expand_paths([tmp_path, tmp_path / "given.txt"])
     assert files == [str(tmp_path / n) for n in ("a.JPG", "b.png", "c.npy", "given.txt")]
     assert sorted(skipped) == sorted(str(tmp_path / n) for n in (".hidden.png", "notes.txt", "sub"))
+
+
+def _npy_header(path, shape, descr="|u1", data=b""):
+    from numpy.lib import format as npy
+
+    with open(path, "wb") as f:
+        npy.write_array_header_1_0(f, {"shape": shape, "fortran_order": False, "descr": descr})
+        f.write(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "shape, data, problem",
+    [
+        ((10**6, 28, 2800), b"", "claims 78,400,000,000 values"),  # read before any data
+        ((100, 28, 28), b"\0" * 10, "claims 78,400 bytes of data, the file holds 10"),
+    ],
+)
+def test_npy_headers_are_checked_before_any_data_is_read(tmp_path, shape, data, problem):
+    path = _npy_header(tmp_path / "stack.npy", shape, data=data)
+    with pytest.raises(ImageError, match=problem):
+        read_pictures(path)
+
+
+def test_npy_of_objects_is_never_unpickled(tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([None, 1], dtype=object), allow_pickle=True)
+    with pytest.raises(ImageError, match="pickled objects"):
+        read_pictures(path)

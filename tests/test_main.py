@@ -63,3 +63,40 @@ def test_ctrl_c_while_importing_is_one_line_and_130():
     assert result.returncode == EXIT_INTERRUPTED
     assert result.stderr == "Interrupted.\n"
     assert result.stdout == ""
+
+
+def test_sigint_is_answered_even_when_the_shell_started_us_ignoring_it(binary_model):
+    # A script's background job (`mnistnet serve M &`) starts with SIGINT ignored.
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistnet", "serve", binary_model, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert "Serving the page at" in proc.stdout.readline()  # it listens now
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == EXIT_INTERRUPTED
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_out_of_memory_is_one_line(monkeypatch):
+    from helpers import run
+
+    from mnistnet import experiment
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.91 GiB")
+
+    monkeypatch.setattr(experiment, "run_training", too_big)
+    result = run("train-binary", "--digits", "5", "8", "--dataset", "mnist-sample", "--quiet")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: out of memory") and "Traceback" not in result.output

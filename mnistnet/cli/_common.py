@@ -19,7 +19,8 @@ def handle_errors(func):
     ``KeyboardInterrupt`` -> ``Interrupted.`` on stderr, exit 130; SIGTERM is
     handled the same way (``Terminated.``, exit 143: :mod:`mnistnet.cli.signals`).
     ``OSError`` (a file that cannot be read or written) -> one line naming
-    the file, exit 1.
+    the file, exit 1. ``MemoryError`` (a run too large for the machine) ->
+    one line, exit 1.
     Anything else is a bug and keeps its traceback.
     """
 
@@ -37,6 +38,11 @@ def handle_errors(func):
             status, word = interrupt_status(exc)
             click.echo(f"{word}.", err=True)
             sys.exit(status)
+        except MemoryError:
+            raise click.ClickException(
+                "out of memory: this machine cannot hold the arrays this run needs; try a "
+                "smaller hidden layer (--hidden), mini-batches (--batch-size) or fewer images"
+            ) from None
         except BrokenPipeError:
             # The reader went away (`mnistnet info m.npz | head -1`): stop quietly,
             # and point stdout at devnull so the final flush cannot fail again.
