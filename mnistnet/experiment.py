@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mnistnet import __version__, checkpoint, model, trainstate
+from mnistnet import __version__, checkpoint, model, parallel, trainstate
 from mnistnet.datasets import class_names
 from mnistnet.evaluation import file_sha256
 from mnistnet.fileio import write_json, write_text
@@ -62,6 +62,7 @@ class RunResult:
     seconds: float
     validation: object = None  # pipeline.TaskData, or None
     resumed_from: object = None  # resume.SavedRun, or None
+    threads: int = 1  # the threads it used (--threads auto resolved)
 
     @property
     def interrupted(self):
@@ -141,6 +142,22 @@ def run_training(config, train, test, on_epoch=None, *, validation=None, resume=
     else:
         params = {name: value.copy() for name, value in resume.params.items()}
     optimizer = make_optimizer(config.optimizer, momentum=config.momentum)
+    threads = parallel.resolve_threads(
+        config.threads, config.batch_size or len(train), config.hidden
+    )
+    splits = (train, validation, test)
+    with parallel.network(threads) as net:
+        history, metrics, seconds = _train_and_score(
+            config, params, optimizer, splits, on_epoch, resume, net
+        )
+    return RunResult(
+        config, params, history, train, test, metrics, seconds, validation, resume, threads
+    )
+
+
+def _train_and_score(config, params, optimizer, splits, on_epoch, resume, net):
+    """``fit``, then the final scores of every split; also the seconds ``fit`` took."""
+    train, validation, test = splits
     start = time.perf_counter()
     history = fit(
         params,
@@ -164,15 +181,16 @@ def run_training(config, train, test, on_epoch=None, *, validation=None, resume=
         target_accuracy=config.target_accuracy,
         resume=None if resume is None else resume.resume,
         on_epoch=on_epoch,
+        net=net,
     )
     seconds = time.perf_counter() - start
     metrics = {}
-    for split in (train, validation, test):
+    for split in splits:
         if split is not None:
-            loss, acc, _ = score(params, split.X, split.y, config.task)
+            loss, acc, _ = score(params, split.X, split.y, config.task, net=net)
             check_loss(loss, len(history.records), config.lr, f"the mean {split.split} loss")
             metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
-    return RunResult(config, params, history, train, test, metrics, seconds, validation, resume)
+    return history, metrics, seconds
 
 
 def build_metadata(result, run_id):
@@ -202,6 +220,7 @@ def build_metadata(result, run_id):
         "epochs_trained": len(result.history.records),
         "interrupted": result.interrupted,
         "seconds": result.seconds,
+        "threads": result.threads,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -323,6 +342,7 @@ def _metrics(result, meta):
         "epochs_trained": meta["epochs_trained"],
         "interrupted": meta["interrupted"],
         "seconds": result.seconds,
+        "threads": result.threads,
         "final": result.metrics,
         "stopping": meta["stopping"],
         "last_epoch": result.history.last.to_dict() if result.history.last else None,
