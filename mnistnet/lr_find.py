@@ -137,7 +137,9 @@ def _run(params, batches, task, optimizer, reduction, weight_decay, lrs, window)
     average, lowest, losses = 0.0, math.inf, []
     for i, lr in enumerate(lrs):
         X, Y, y = next(forever)
-        total, _ = _step(views, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr)
+        total, _ = _step(
+            model, views, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr
+        )
         loss = total / len(X)
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             return losses, f"the loss exploded at lr {lr:.3g} (step {i + 1})"

@@ -19,7 +19,6 @@ import contextlib
 import csv
 import io
 import itertools
-import json
 import os
 import re
 import signal
@@ -42,9 +41,8 @@ NOT_IN_GRID = ("digits", "out", "threads")
 # a finished run whose recorded settings differ only in these still counts.
 NOT_COMPARED = ("out", "threads", "log_every")
 SUMMARY_FILES = ("sweep.csv", "sweep.png")
-# A run's result before it has one.
-NO_RESULT = {"test_acc": None, "test_loss": None, "train_acc": None, "epochs": None,
-             "seconds": None}  # fmt: skip
+# What the table and sweep.csv give of each run, from mnistnet.compare.
+RESULT_KEYS = ("final", "best", "best_epoch", "epochs", "seconds")
 
 
 class SweepError(MnistnetError):
@@ -169,34 +167,36 @@ def jobs_and_threads(jobs, threads, n_runs, cores=None):
     return jobs, threads
 
 
-def train_command(run, threads, config_path=None, program=("mnistnet",)):
-    """The command line of ``run``: ``mnistnet train-TASK [--config FILE] --SETTING VALUE ...``."""
+def train_command(run, threads, config_path=None, program=("mnistnet",), overwrite=False):
+    """The command line of ``run``: ``mnistnet train-TASK [--config FILE] --SETTING VALUE ...``.
+
+    ``overwrite`` adds ``--overwrite``, for a folder holding an interrupted run.
+    """
     command = [*program, f"train-{run.config.task}"]
     if config_path:
         command += ["--config", os.fspath(config_path)]
     for key, word in run.values.items():
         command += [SETTINGS[key].flag, word]
     command += ["--threads", str(threads), "--out", run.out]
-    return command
+    return command + (["--overwrite"] if overwrite else [])
 
 
-def is_finished(run):
-    """True when ``run``'s folder holds its finished result (model.npz and metrics.json).
+def run_state(run):
+    """``"done"``: ``run``'s folder holds its finished result; ``"replace"``: it holds
+    this run, interrupted (``--save-on-interrupt``), to be replaced; ``"todo"``: nothing yet.
 
-    Raises :class:`SweepError` when the folder holds a finished run of other
-    settings: its results would be taken for this run's. An unreadable or
-    interrupted leftover counts as not finished, and the run starts again.
+    Raises :class:`SweepError` when the folder holds a run of other settings:
+    its results would be taken for this run's. An unreadable leftover counts as
+    nothing (training itself refuses to replace what is not a run).
     """
     from mnistnet.checkpoint import load_model
 
     if not os.path.isfile(os.path.join(run.out, "metrics.json")):
-        return False
+        return "todo"
     try:
         _, meta = load_model(os.path.join(run.out, "model.npz"))
     except MnistnetError:
-        return False
-    if meta.get("interrupted"):
-        return False
+        return "todo"
     recorded, expected = meta.get("config") or {}, run.config.to_dict()
     differing = [
         key
@@ -206,10 +206,10 @@ def is_finished(run):
     if differing:
         shown = ", ".join(f"{k} {recorded[k]!r} instead of {expected[k]!r}" for k in differing)
         raise SweepError(
-            f"{run.out} holds a finished run with other settings ({shown}); "
+            f"{run.out} holds a run with other settings ({shown}); "
             "give the sweep another --out, or remove that folder"
         )
-    return True
+    return "replace" if meta.get("interrupted") else "done"
 
 
 @dataclass
@@ -261,33 +261,29 @@ class _Children:
 
 
 def run_all(runs, jobs, threads, config_path=None, extra=(), on_done=None):
-    """Run ``runs`` (their :func:`train_command`, quiet, and ``extra`` arguments), ``jobs``
-    at a time; return the outcomes.
+    """Run ``runs`` (their :func:`train_command`, quiet, with ``extra`` arguments),
+    ``jobs`` at a time; return the outcomes.
 
+    A run whose folder holds it interrupted is replaced (``--overwrite``).
     ``on_done(outcome)`` is called in this thread as each run ends. Every
     run's BLAS is kept to one thread through the environment as well (mnistnet
     sets it itself around its products). On Ctrl-C the runs still going are
     interrupted too, and :class:`KeyboardInterrupt` goes on up.
     """
-    env = {
-        **os.environ,
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}  # fmt: skip
     program = (sys.executable, "-m", "mnistnet")
+    commands = [
+        [*train_command(run, threads, config_path, program, run_state(run) == "replace"),
+         *extra, "--quiet"]
+        for run in runs
+    ]  # fmt: skip
     children = _Children()
     outcomes = []
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="mnistnet-sweep")
     try:
         futures = [
-            pool.submit(
-                children.run,
-                run,
-                [*train_command(run, threads, config_path, program), *extra, "--quiet"],
-                env,
-            )
-            for run in runs
+            pool.submit(children.run, r, c, env) for r, c in zip(runs, commands, strict=True)
         ]
         for future in as_completed(futures):
             outcomes.append(future.result())
@@ -301,116 +297,71 @@ def run_all(runs, jobs, threads, config_path=None, extra=(), on_done=None):
     return outcomes
 
 
-def read_result(run):
-    """``run``'s final metrics and its test accuracy per epoch, from its folder; None if absent."""
-    try:
-        with open(os.path.join(run.out, "metrics.json"), encoding="utf-8") as f:
-            metrics = json.load(f)
-        with open(os.path.join(run.out, "history.csv"), encoding="utf-8") as f:
-            history = list(csv.DictReader(f))
-    except (OSError, ValueError):
-        return None
-    curve = [float(row["test_acc"]) if row.get("test_acc") else None for row in history]
-    final = metrics.get("final") or {}
-    return {
-        "test_acc": final.get("test", {}).get("accuracy"),
-        "test_loss": final.get("test", {}).get("loss"),
-        "train_acc": final.get("train", {}).get("accuracy"),
-        "epochs": metrics.get("epochs_trained"),
-        "seconds": metrics.get("seconds"),
-        "curve": curve,
-    }
+def summarize(runs, outcomes=(), metric=None):
+    """The sweep's results: ``(rows, comparison)``.
 
-
-def summarize(runs, outcomes=()):
-    """One row per run: its values, ``status`` and what :func:`read_result` gives.
-
-    ``status``: ``done`` (now or before), ``failed`` (with ``error``) or
-    ``missing`` (not run: the sweep was interrupted).
+    ``comparison`` is :func:`mnistnet.compare.compare_runs` of the finished
+    runs (None with fewer than two, or runs that do not compare, such as a
+    grid over datasets). ``rows`` has one dict per run: its name, its
+    values, ``out``, ``status`` (``done``, ``failed`` with ``error``, or
+    ``missing``: not run, the sweep was stopped) and, from the comparison,
+    its ``final`` and ``best`` value of the metric, ``best_epoch``,
+    ``epochs`` and ``seconds`` (None where there is none).
     """
-    failed = {o.run.name: o for o in outcomes if o.returncode != 0}
+    from mnistnet.compare import CompareError, compare_runs
+
+    failed = {o.run.name: o.error for o in outcomes if o.returncode != 0}
+    done = [run for run in runs if run.name not in failed and run_state(run) == "done"]
+    comparison = None
+    if len(done) >= 2:
+        with contextlib.suppress(CompareError):
+            comparison = compare_runs([run.out for run in done], metric)
+    results = {row["path"]: row for row in comparison.rows} if comparison else {}
     rows = []
     for run in runs:
-        result = read_result(run)
-        row = {"run": run.name, **run.values, "out": run.out, "error": None}
-        if run.name in failed:
-            row.update(status="failed", error=failed[run.name].error)
-        else:
-            row["status"] = "done" if result else "missing"
-        row.update(result or {**NO_RESULT, "curve": []})
-        rows.append(row)
-    return rows
+        status = "failed" if run.name in failed else "done" if run in done else "missing"
+        result = results.get(run.out, {})
+        rows.append({"run": run.name, **run.values, "out": run.out, "status": status,
+                     "error": failed.get(run.name),
+                     **{key: result.get(key) for key in RESULT_KEYS}})  # fmt: skip
+    return rows, comparison
 
 
 def group_by_setting(rows, keys):
-    """Rows of the same grid point (all ``keys`` but the seed) together, with the
-    mean and standard deviation of their test accuracy across seeds."""
+    """Rows of the same grid point (the same values of ``keys``) together: how many runs,
+    how many are done, and the mean and standard deviation of their final value and
+    the mean of their best value and seconds, across seeds."""
     groups = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in keys), []).append(row)
     table = []
     for point, members in groups.items():
-        done = [r for r in members if r["test_acc"] is not None]
-        accs = [r["test_acc"] for r in done]
-        seconds = [r["seconds"] for r in done if r["seconds"] is not None]
+        done = [r for r in members if r["final"] is not None]
+        finals = [r["final"] for r in done]
         table.append(
             {
                 **dict(zip(keys, point, strict=True)),
                 "runs": len(members),
                 "done": len(done),
-                "test_acc": statistics.fmean(accs) if accs else None,
-                "test_acc_sd": statistics.stdev(accs) if len(accs) > 1 else None,
-                "seconds": statistics.fmean(seconds) if seconds else None,
+                "final": statistics.fmean(finals) if finals else None,
+                "final_sd": statistics.stdev(finals) if len(finals) > 1 else None,
+                "best": _mean(r["best"] for r in done),
+                "seconds": _mean(r["seconds"] for r in done),
             }
         )
     return table
 
 
-def summary_csv(rows, keys):
-    """sweep.csv: one line per run."""
-    columns = [
-        "run",
-        *keys,
-        "status",
-        "test_acc",
-        "test_loss",
-        "train_acc",
-        "epochs",
-        "seconds",
-        "out",
-        "error",
-    ]
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def summary_csv(rows, keys, metric):
+    """sweep.csv: one line per run; ``final`` and ``best`` are of ``metric``."""
+    columns = ["run", *keys, "status", "metric", *RESULT_KEYS, "out", "error"]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**row, "metric": metric} for row in rows)
     return out.getvalue()
-
-
-def plot_sweep(rows, keys, path, title):
-    """sweep.png: every run's test accuracy per epoch, one colour per grid point.
-
-    The seeds of a grid point share its colour, so their spread shows. Returns
-    the path, or None when no run has a test accuracy to draw.
-    """
-    from mnistnet.plots import DPI, _pyplot, _save  # matplotlib only when drawing
-
-    drawn = [row for row in rows if any(a is not None for a in row["curve"])]
-    if not drawn:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=DPI, layout="constrained")
-    colours = {}
-    for row in drawn:
-        point = ", ".join(f"{k}={row[k]}" for k in keys) or "base config"
-        first = point not in colours  # label each grid point once
-        colour = colours.setdefault(point, f"C{len(colours) % 10}")
-        epochs = [e + 1 for e, a in enumerate(row["curve"]) if a is not None]
-        accs = [100 * a for a in row["curve"] if a is not None]
-        ax.plot(epochs, accs, color=colour, label=point if first else None, alpha=0.85)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, os.path.dirname(path), os.path.basename(path))

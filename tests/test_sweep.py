@@ -112,43 +112,62 @@ def _folders(out):
 
 def test_a_sweep_runs_every_combination_reports_failures_and_resumes(base, tmp_path, monkeypatch):
     out = tmp_path / "sweep"
-    args = ["sweep", "--config", base, "--grid", "lr=0.1,1e30", "--jobs", "2", "--out", out]
+    args = ["sweep", "--config", base, "--grid", "lr=0.05,0.1,1e30", "--jobs", "2", "--out", out]
     result = run(*args, "--no-plots", "--json")
     assert result.exit_code == 1, result.output  # the lr of 1e30 diverges
-    assert "1 of 2 runs failed; the first, lr-1e30_seed-29: Error: training diverged" in (
+    assert "1 of 3 runs failed; the first, lr-1e30_seed-29: Error: training diverged" in (
         result.stderr
     )
-    assert _folders(out) == ["lr-0.1_seed-29"]  # the failed run wrote nothing
+    assert _folders(out) == ["lr-0.05_seed-29", "lr-0.1_seed-29"]  # the failed run: nothing
     good = out / "lr-0.1_seed-29"
     assert {"model.npz", "history.csv", "metrics.json"} <= set(os.listdir(good))
     metrics = json.loads((good / "metrics.json").read_text())
-    assert metrics["threads"] == min(sweep.jobs_and_threads(2, None, 2)[1], 4)  # cores/jobs
+    assert metrics["threads"] == min(sweep.jobs_and_threads(2, None, 3)[1], 4)  # cores/jobs
     document = json.loads(result.stdout)
+    assert document["metric"] == "test_acc"
     rows = {r["run"]: r for r in document["runs"]}
     assert rows["lr-0.1_seed-29"]["status"] == "done"
-    assert rows["lr-0.1_seed-29"]["test_acc"] == metrics["final"]["test"]["accuracy"]
+    assert rows["lr-0.1_seed-29"]["final"] == metrics["last_epoch"]["test_acc"]
+    assert rows["lr-0.1_seed-29"]["epochs"] == 2
     assert rows["lr-1e30_seed-29"]["status"] == "failed"
-    assert (out / "sweep.csv").read_text().splitlines()[0].startswith("run,lr,seed,status")
+    assert rows["lr-1e30_seed-29"]["final"] is None
+    lines = (out / "sweep.csv").read_text().splitlines()
+    assert lines[0] == "run,lr,seed,status,metric,final,best,best_epoch,epochs,seconds,out,error"
+    assert len(lines) == 4
+    assert document["picture"] is None  # --no-plots
 
-    # Rerun: the finished run is skipped, only the failed one starts again.
+    # Rerun: the finished runs are skipped, only the failed one starts again.
     started = []
     real_popen = subprocess.Popen
     monkeypatch.setattr(
         sweep.subprocess, "Popen", lambda cmd, **kw: started.append(cmd) or real_popen(cmd, **kw)
     )
     before = (good / "model.npz").stat().st_mtime_ns
-    again = run(*args, "--no-plots")
+    again = run(*args)
     assert again.exit_code == 1
-    assert "1 of 2 runs already finished" in again.stderr
+    assert "2 of 3 runs already finished" in again.stderr
     assert [c[c.index("--out") + 1] for c in started] == [str(out / "lr-1e30_seed-29")]
     assert (good / "model.npz").stat().st_mtime_ns == before
-    assert "lr" in again.stdout and "0.1" in again.stdout  # the table
+    assert "0.05" in again.stdout and "2/2" not in again.stdout  # the table: a row per lr
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # compare's picture
 
     # Other settings in the base config: the finished run is not taken for the new one.
     base.write_text(BASE.replace("epochs = 2", "epochs = 3"))
     changed = run(*args, "--no-plots")
     assert changed.exit_code == 1
-    assert "holds a finished run with other settings (epochs 2 instead of 3)" in changed.stderr
+    assert "holds a run with other settings (epochs 2 instead of 3)" in changed.stderr
+
+
+def test_seeds_are_grouped_in_the_table():
+    rows = [
+        {"lr": lr, "seed": seed, "final": final, "best": final and final + 0.01, "seconds": 2.0}
+        for lr, seed, final in (("0.1", 1, 0.5), ("0.1", 2, 0.7), ("0.2", 1, None))
+    ]
+    groups = sweep.group_by_setting(rows, ["lr"])
+    assert groups[0] == {"lr": "0.1", "runs": 2, "done": 2, "final": pytest.approx(0.6),
+                         "final_sd": pytest.approx(0.1414213), "best": pytest.approx(0.61),
+                         "seconds": 2.0}  # fmt: skip
+    assert groups[1]["done"] == 0 and groups[1]["final"] is None
 
 
 def test_printed_commands_run_as_they_are(base, tmp_path):
@@ -178,16 +197,3 @@ def test_bad_sweep_options_are_usage_errors(base, tmp_path):
     result = run("sweep", "--config", base, "--jobs", "0", "--out", tmp_path)
     assert result.exit_code == 2
     assert "'0' is not a whole number from 1 to 1024 or 'auto'" in result.stderr
-
-
-def test_the_picture_draws_each_run_coloured_by_its_grid_point(tmp_path):
-    rows = [
-        {"lr": lr, "seed": seed, "curve": [0.5, 0.6 + lr], "test_acc": 0.7}
-        for lr in (0.1, 0.2)
-        for seed in (1, 2)
-    ]
-    rows.append({"lr": 0.3, "seed": 1, "curve": [], "test_acc": None})  # failed: not drawn
-    path = sweep.plot_sweep(rows, ["lr"], str(tmp_path / "sweep.png"), "four runs")
-    assert path == str(tmp_path / "sweep.png")
-    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sweep.plot_sweep(rows[-1:], ["lr"], str(tmp_path / "none.png"), "none") is None

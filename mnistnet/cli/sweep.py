@@ -100,9 +100,11 @@ def sweep(
     Each run is an ordinary training run in its own folder under --out,
     named after its values (lr-0.1_hidden-128_seed-29), with the usual
     files. A run already finished there is skipped, so a stopped sweep
-    resumes where it stopped. At the end: a table of each combination's
-    test accuracy (mean and spread over the seeds), sweep.csv and
-    sweep.png (every run's test accuracy per epoch). Exit 1 if a run failed.
+    resumes where it stopped. At the end, as `mnistnet compare` shows runs:
+    a table of each combination's final and best test accuracy (validation
+    accuracy when the runs hold out a validation split), the mean over the
+    seeds and its spread; sweep.csv, one line per run; and sweep.png, every
+    run's curve. Exit 1 if a run failed.
 
     \b
     Example:
@@ -111,7 +113,7 @@ def sweep(
     """
     from mnistnet import sweep as sweeps
     from mnistnet.config import read_config_file
-    from mnistnet.console import make_console
+    from mnistnet.console import literal, make_console
 
     try:
         file_values = read_config_file(config_file) if config_file else {}
@@ -120,18 +122,22 @@ def sweep(
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     console = make_console(quiet)
-    todo = [run for run in runs if not sweeps.is_finished(run)]
+    todo = [run for run in runs if sweeps.run_state(run) != "done"]
     jobs, threads = sweeps.jobs_and_threads(
         None if jobs == "auto" else jobs, threads, max(1, len(todo))
     )
-    done_before = len(runs) - len(todo)
-    if done_before:
-        console.print(f"{done_before} of {len(runs)} runs already finished in {out}: skipped.")
+    if len(todo) < len(runs):
+        console.print(
+            f"{len(runs) - len(todo)} of {len(runs)} runs already finished in {literal(out)}: "
+            "skipped."
+        )
     # the switches every run gets
     extra = [*(arg for url in mirrors for arg in ("--mirror", url)), *(["--no-plots"] * no_plots)]
     if print_commands:
         for run in todo:
-            click.echo(shlex.join([*sweeps.train_command(run, threads, config_file), *extra]))
+            replace = sweeps.run_state(run) == "replace"
+            click.echo(shlex.join([*sweeps.train_command(run, threads, config_file,
+                                                         overwrite=replace), *extra]))  # fmt: skip
         return
     plan = dict(jobs=jobs, threads=threads, config_path=config_file, extra=extra)
     _run(sweeps, runs, todo, plan, out, console, as_json, list(grid))
@@ -139,28 +145,27 @@ def sweep(
 
 def _run(sweeps, runs, todo, plan, out, console, as_json, keys):
     """Run what is left, then write sweep.csv and sweep.png and show the table."""
+    from mnistnet.console import literal
     from mnistnet.fileio import check_writable_dir, write_text
 
     check_writable_dir(out, "--out", sweeps.SUMMARY_FILES)
     if todo:
         console.print(
             f"Running {len(todo)} runs, {plan['jobs']} at a time, {plan['threads']} thread(s) "
-            f"each, in {out}"
+            f"each, in {literal(out)}"
         )
     with _Progress(console, len(todo)) as progress:
         outcomes = sweeps.run_all(todo, **plan, on_done=progress.done)
-    keys = keys + (["seed"] if "seed" not in keys else [])
-    rows = sweeps.summarize(runs, outcomes)
-    write_text(os.path.join(out, "sweep.csv"), sweeps.summary_csv(rows, keys))
+    rows, comparison = sweeps.summarize(runs, outcomes)
+    keys = keys if "seed" in keys else [*keys, "seed"]
+    metric = comparison.metric if comparison else None
+    write_text(os.path.join(out, "sweep.csv"), sweeps.summary_csv(rows, keys, metric))
     picture = None
-    if "--no-plots" not in plan["extra"]:
-        picture = sweeps.plot_sweep(
-            rows,
-            [k for k in keys if k != "seed"],
-            os.path.join(out, "sweep.png"),
-            f"{len(runs)} runs in {out}",
-        )
-    _render(sweeps, rows, keys, as_json, picture)
+    if comparison is not None and "--no-plots" not in plan["extra"]:
+        from mnistnet.cli.compare import plot_comparison
+
+        picture = plot_comparison(comparison, out, "sweep.png")
+    _render(sweeps, rows, keys, metric, as_json, picture)
     failed = [row for row in rows if row["status"] == "failed"]
     if failed:
         raise click.ClickException(
@@ -203,16 +208,12 @@ class _Progress:
     def done(self, outcome):
         from rich.text import Text
 
-        from mnistnet.sweep import read_result
-
         self.count += 1
         width = len(str(self.total))
         line = Text(f"[{self.count:>{width}}/{self.total}] ")
         line.append(outcome.run.name)  # printed literally: values come from the command line
         if outcome.returncode == 0:
-            result = read_result(outcome.run) or {}
-            acc = result.get("test_acc")
-            line.append(f"  test {_pct(acc)}  {outcome.seconds:.1f} s")
+            line.append(f"  done in {outcome.seconds:.1f} s")
         else:
             line.append(f"  failed: {outcome.error}", style="red")
         self.console.print(line)
@@ -220,36 +221,45 @@ class _Progress:
             self.bar.update(self.task, completed=self.count)
 
 
-def _pct(value):
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def _render(sweeps, rows, keys, as_json, picture):
-    """The final table on stdout (grid points, over their seeds), or the JSON document."""
+def _render(sweeps, rows, keys, metric, as_json, picture):
+    """The final table on stdout (a row per grid point, over its seeds), or the JSON document."""
     from rich.table import Table
-    from rich.text import Text
 
-    from mnistnet.console import print_json, stdout_console
+    from mnistnet.compare import METRICS
+    from mnistnet.console import literal, print_json, stdout_console
 
     if as_json:
-        runs = [{k: v for k, v in row.items() if k != "curve"} for row in rows]
-        print_json({"schema": "mnistnet-sweep/1", "keys": keys, "runs": runs, "picture": picture})
+        print_json({"schema": "mnistnet-sweep/1", "keys": keys, "metric": metric,
+                    "runs": rows, "picture": picture})  # fmt: skip
         return
     point_keys = [k for k in keys if k != "seed"]
     groups = sweeps.group_by_setting(rows, point_keys)
-    best = max((g["test_acc"] for g in groups if g["test_acc"] is not None), default=None)
-    table = Table(title="Sweep: test accuracy", header_style="bold")
+    higher = METRICS[metric][1] if metric else True
+    finals = [g["final"] for g in groups if g["final"] is not None]
+    best = (max if higher else min)(finals, default=None)
+    words = METRICS[metric][0] if metric else "no runs to compare"
+    table = Table(title=f"Sweep: {words}", header_style="bold")
     for key in point_keys:
         table.add_column(key, justify="right")
-    for column in ("runs done", "test acc", "spread (sd)", "training s"):
+    for column in ("runs done", "final (mean)", "spread (sd)", "best (mean)", "seconds"):
         table.add_column(column, justify="right")
     for g in groups:
-        style = "bold green" if best is not None and g["test_acc"] == best else None
-        cells = [Text(str(g[k])) for k in point_keys] + [
+        table.add_row(
+            *(literal(str(g[k])) for k in point_keys),
             f"{g['done']}/{g['runs']}",
-            _pct(g["test_acc"]),
-            "-" if g["test_acc_sd"] is None else f"{100 * g['test_acc_sd']:.2f}",
-            "-" if g["seconds"] is None else f"{g['seconds']:.2f}",
-        ]
-        table.add_row(*cells, style=style)
-    stdout_console().print(table)
+            _value(g["final"], metric),
+            _value(g["final_sd"], metric),
+            _value(g["best"], metric),
+            "-" if g["seconds"] is None else f"{g['seconds']:.1f}",
+            style="bold green" if g["final"] is not None and g["final"] == best else None,
+        )
+    console = stdout_console()
+    console.print(table)
+    if picture:
+        console.print(f"Picture: {literal(picture)}", highlight=False)
+
+
+def _value(value, metric):
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if metric.endswith("_acc") else f"{value:.5f}"
