@@ -287,12 +287,15 @@ def predict_proba(params, X, task, batch_size=4096):
     -------
     ndarray of shape (n_samples, n_out), a new array.
     """
+    from mnistnet.parallel import one_blas_thread  # parallel imports this module
+
     n = X.shape[0]
     out = np.empty((n, params["W2"].shape[1]), dtype=params["W1"].dtype)
     ws = Workspace(params, min(batch_size, max(n, 1)))
-    for start in range(0, n, batch_size):
-        P, _ = forward(params, X[start : start + batch_size], task, ws)
-        out[start : start + len(P)] = P
+    with one_blas_thread():  # as in training: OpenBLAS's threads spin, and collapse when shared
+        for start in range(0, n, batch_size):
+            P, _ = forward(params, X[start : start + batch_size], task, ws)
+            out[start : start + len(P)] = P
     return out
 
 

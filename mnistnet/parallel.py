@@ -38,11 +38,12 @@ The thread policy (``--threads auto``) is :func:`resolve_threads`.
 """
 
 import contextlib
+import functools
 import os
 import threading
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from mnistnet import model
 
@@ -56,6 +57,11 @@ AUTO_MAX_THREADS = 4
 MIN_UNITS_PER_THREAD = 32
 # Below this many (sample x hidden unit) pairs per step, a step is so short
 # that handing the work over costs more than it saves: auto uses one thread.
+# Measured as CPU time per step (float32, momentum; the longer of the two
+# threads' against one thread's step), which a busy machine disturbs far less
+# than wall time: 256 units at batch 4, 8, 16, 32: 1.02, 0.93, 0.83, 0.72;
+# at 4,096 pairs (256 x 16, 128 x 32, 64 x 64) 0.83 to 0.86; at 2,048 pairs
+# 0.93 to 1.01. Waking the other thread adds about 15 microseconds a step.
 MIN_SPLIT_WORK = 16 * 256
 
 
@@ -102,6 +108,18 @@ def resolve_threads(threads, batch_size, hidden, cores=None):
     return max(1, min(cores, AUTO_MAX_THREADS, hidden // MIN_UNITS_PER_THREAD))
 
 
+@functools.cache
+def _blas_controller():
+    # Made on first use: it looks up the BLAS libraries loaded (NumPy's), which
+    # threadpool_limits would do on every call (half a millisecond).
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context manager: BLAS products on one thread inside it (entering costs ~10 us)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 @contextlib.contextmanager
 def network(threads):
     """The network's passes for ``threads`` threads, with BLAS on one thread.
@@ -113,7 +131,7 @@ def network(threads):
     is what :func:`mnistnet.training.fit` and :func:`mnistnet.training.score`
     call.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if threads <= 1:
             yield model
             return

@@ -181,3 +181,28 @@ def test_adam_and_full_batch_on_threads_match_one_thread():
     plain, _, _ = _train(1, dtype=np.float64, **kwargs)
     for name in model.PARAM_NAMES:
         np.testing.assert_allclose(split[name], plain[name], rtol=1e-9, atol=1e-12)
+
+
+def test_products_run_on_one_blas_thread_in_training_scoring_and_prediction(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    real_forward = model.forward
+
+    def forward(*args, **kwargs):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", forward)
+    params, X, _ = _network("multiclass", 8, np.float64, n=40)
+    y = np.arange(40) % 10
+    with threadpool_limits(2):  # what OpenBLAS would take on a 2-core machine
+        with parallel.network(1) as net:
+            fit(params, X, y, task="multiclass", optimizer=make_optimizer("sgd"), epochs=1,
+                lr=0.1, batch_size=8, X_test=X, y_test=y, net=net)  # fmt: skip
+            score(params, X, y, "multiclass", net=net)
+        model.predict_proba(params, X, "multiclass")
+        outside = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    assert len(seen) == 5 + 1 + 1 + 1  # the batches, the test set, score, predict_proba
+    assert all(threads == {1} for threads in seen)
+    assert outside == {2}  # and back as it was
