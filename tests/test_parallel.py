@@ -6,6 +6,7 @@ for the same thread count.
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -89,17 +90,19 @@ def test_an_error_in_a_worker_reaches_the_caller_after_every_part_finished():
 
 
 def test_an_interrupt_in_the_calling_thread_waits_for_the_workers():
-    done = threading.Event()
+    finished = []
 
     def work(k):
         if k == 0:
             raise KeyboardInterrupt
-        done.wait(1)  # still busy when part 0 stops
+        time.sleep(0.05)  # still busy when part 0 stops
+        finished.append(k)
 
     team = parallel.Team(2)
     with pytest.raises(KeyboardInterrupt):
         team.run(work)
-    team.close()  # returns: the worker finished its part and stopped
+    assert finished == [1]  # run() let the interrupt go on only once the worker was done
+    team.close()
 
 
 # --- the split computes what the plain passes compute ------------------------------------
