@@ -10,7 +10,9 @@ Not a test: it measures, in one run,
 1. for each dtype and batch size (32, 128, 512 with momentum; full-batch
    gradient descent on the first 10,000 samples), mnistnet's seconds per
    epoch with one thread, with OpenBLAS's own threads on every core (what
-   mnistnet did before ``--threads``), and with ``--threads auto``, the
+   mnistnet did before ``--threads``), and with mnistnet's own threads (the
+   hidden units split among as many threads as ``auto`` would use on this
+   machine, at most 4); ``auto`` is one of the two mnistnet columns, the
    contenders alternating epoch by epoch so that the machine's drift hits
    all alike (best epoch of each); the GEMM rate on every core measured
    right before and after the row, and each contender's share of it;
@@ -59,7 +61,8 @@ GOALS = {
     "peak_mb_f64": 650,
     "evaluate_seconds": 2.0,
 }
-CONTENDERS = ("1 thread", "OpenBLAS threads", "auto")
+CONTENDERS = ("1 thread", "OpenBLAS threads", "split")
+OPENBLAS_SPIN_SECONDS = 0.5  # a pause after OpenBLAS's threads, for them to stop spinning
 
 
 def gemm_rate(dtype, batch, threads, trials=7, trial_seconds=0.1):
@@ -92,8 +95,10 @@ def gemm_rate(dtype, batch, threads, trials=7, trial_seconds=0.1):
 
 
 class Contender:
-    """One way of training, timed one epoch at a time: its own weights, optimizer and
-    batch order, continued from epoch to epoch; ``net`` and ``blas`` threads as given."""
+    """One way of training: its own weights, optimizer and batch order, continued from
+    call to call; ``net`` and ``blas`` threads as given. :meth:`epochs` trains a few
+    epochs in one ``fit`` call (its workspace is made once, as in a real run) and
+    keeps each epoch's seconds."""
 
     def __init__(self, X, y, batch, net, blas):
         self.X, self.y, self.batch, self.net, self.blas = X, y, batch, net, blas
@@ -104,30 +109,39 @@ class Contender:
         self.rng = np.random.default_rng(0)
         self.times = []
 
-    def epoch(self):
+    def epochs(self, count):
         full = self.batch is None
-        start = time.perf_counter()
         with threadpool_limits(self.blas):
-            fit(self.params, self.X, self.y, task="multiclass", optimizer=self.optimizer,
-                epochs=1, lr=1e-5 if full else 0.05, batch_size=self.batch,
-                reduction="sum" if full else "mean", rng=self.rng, net=self.net)  # fmt: skip
-        self.times.append(time.perf_counter() - start)
+            history = fit(self.params, self.X, self.y, task="multiclass",
+                          optimizer=self.optimizer, epochs=count, lr=1e-5 if full else 0.05,
+                          batch_size=self.batch, reduction="sum" if full else "mean",
+                          rng=self.rng, net=self.net)  # fmt: skip
+        # the first epoch of a call pays for its allocations: not counted
+        self.times += np.diff(history.column("seconds")).tolist()
 
 
 def time_contenders(X, y, batch, epochs, cores):
-    """Best seconds per epoch of each of :data:`CONTENDERS`, alternating epoch by epoch
-    (after one warm-up epoch each); also the threads ``auto`` chose."""
+    """Best seconds per epoch of each of :data:`CONTENDERS`, the three taking turns
+    (two turns of ``epochs // 2 + 1`` epochs each, the first of a turn not counted);
+    also the threads of the split and of ``auto``."""
+    split = max(2, min(cores, parallel.AUTO_MAX_THREADS))
     auto = parallel.resolve_threads(None, batch or len(X), N_HIDDEN, cores=cores)
-    with parallel.network(auto) as net:
+    with parallel.network(split) as net:
         contenders = {
             "1 thread": Contender(X, y, batch, model, 1),
             "OpenBLAS threads": Contender(X, y, batch, model, cores),
-            "auto": Contender(X, y, batch, net, 1),
+            "split": Contender(X, y, batch, net, 1),
         }
-        for _ in range(epochs + 1):
-            for contender in contenders.values():
-                contender.epoch()
-    return {name: min(c.times[1:]) for name, c in contenders.items()}, auto
+        for _ in range(2):
+            for name, contender in contenders.items():
+                contender.epochs(max(1, epochs // 2) + 1)
+                if name == "OpenBLAS threads":
+                    # Its idle threads spin on for about 0.1 s after the last product
+                    # (OpenBLAS's THREAD_TIMEOUT) and would slow whoever comes next.
+                    time.sleep(OPENBLAS_SPIN_SECONDS)
+    times = {name: min(c.times) for name, c in contenders.items()}
+    times["auto"] = times["1 thread" if auto == 1 else "split"]
+    return times, split, auto
 
 
 def time_torch(X, y, batch, epochs, threads):
@@ -194,7 +208,7 @@ def measure_row(X, y, batch, args, cores, torch_scratch):
     rows_n = len(X) if batch is not None else min(len(X), args.full_batch_samples)
     shape_batch = batch if batch is not None else rows_n
     before = gemm_rate(dtype, shape_batch, cores)
-    times, auto = time_contenders(X[:rows_n], y[:rows_n], batch, args.epochs, cores)
+    times, split, auto = time_contenders(X[:rows_n], y[:rows_n], batch, args.epochs, cores)
     gemm = max(before, gemm_rate(dtype, shape_batch, cores))
     flop = rows_n * FLOP_PER_SAMPLE
     row = {
@@ -202,6 +216,7 @@ def measure_row(X, y, batch, args, cores, torch_scratch):
         "batch": "full" if batch is None else batch,
         "samples": rows_n,
         "gemm_gflops": round(gemm, 1),
+        "split_threads": split,
         "auto_threads": auto,
         "seconds": {name: round(t, 4) for name, t in times.items()},
         "ratio_to_gemm": {name: round(flop / t / 1e9 / gemm, 3) for name, t in times.items()},
@@ -225,9 +240,8 @@ def run_worker(args):
         blas = 1
     with parallel.network(threads) as net:
         contender = Contender(X, y, 128, net, blas)
-        for _ in range(epochs + 1):
-            contender.epoch()
-    print(min(contender.times[1:]))
+        contender.epochs(epochs + 1)
+    print(min(contender.times))
 
 
 def two_runs(scratch, epochs, cores):
@@ -497,12 +511,13 @@ def print_report(report):
         f"samples{', --quick' if report['quick'] else ''})"
     )
     table = Table(title="Training 784-256-10: seconds per epoch (share of the GEMM rate)")
-    for col in ("dtype", "batch", "samples", "GEMM GFLOP/s", *CONTENDERS, "PyTorch (threads)",
-                "auto / PyTorch"):  # fmt: skip
+    for col in ("dtype", "batch", "samples", "GEMM GFLOP/s", *CONTENDERS, "auto",
+                "PyTorch (threads)", "auto / PyTorch"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in report["rows"]:
         cells = [f"{r['seconds'][c]:.3f} ({r['ratio_to_gemm'][c]:.0%})" for c in CONTENDERS]
-        cells[2] = f"{r['auto_threads']}: " + cells[2]
+        cells[2] = f"{r['split_threads']}: " + cells[2]
+        cells.append(f"{r['auto_threads']} thread(s)")
         torch = (f"{r['torch_seconds']:.3f} ({r['torch_threads']})" if "torch_seconds" in r
                  else "-")  # fmt: skip
         ratio = f"{r['auto_over_torch']:.2f}x" if "auto_over_torch" in r else "-"

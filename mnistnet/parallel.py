@@ -57,12 +57,13 @@ AUTO_MAX_THREADS = 4
 MIN_UNITS_PER_THREAD = 32
 # Below this many (sample x hidden unit) pairs per step, a step is so short
 # that handing the work over costs more than it saves: auto uses one thread.
-# Measured as CPU time per step (float32, momentum; the longer of the two
-# threads' against one thread's step), which a busy machine disturbs far less
-# than wall time: 256 units at batch 4, 8, 16, 32: 1.02, 0.93, 0.83, 0.72;
-# at 4,096 pairs (256 x 16, 128 x 32, 64 x 64) 0.83 to 0.86; at 2,048 pairs
-# 0.93 to 1.01. Waking the other thread adds about 15 microseconds a step.
-MIN_SPLIT_WORK = 16 * 256
+# Measured on the 2-core development machine (2026-11-27, float32, momentum,
+# 256 units; benchmarks/bench_training.py's alternating turns), seconds per
+# epoch with 2 threads against 1: batch 8: 1.56x, 16: 1.30x, 32: 1.04x,
+# 64: 0.83x, 128: 0.70x, 512: 0.59x, full batch of 4,000: 0.54x. A step
+# costs the split about 160 microseconds more than its share of the work: two
+# hand-overs and the GIL passed back and forth between the threads' NumPy calls.
+MIN_SPLIT_WORK = 64 * 256
 
 
 def available_cores():
@@ -97,7 +98,7 @@ def resolve_threads(threads, batch_size, hidden, cores=None):
     2
     >>> resolve_threads(None, 128, 256, cores=16), resolve_threads(None, 128, 64, cores=16)
     (4, 2)
-    >>> resolve_threads(None, 8, 256, cores=2), resolve_threads(3, 8, 256, cores=2)
+    >>> resolve_threads(None, 32, 256, cores=2), resolve_threads(3, 32, 256, cores=2)
     (1, 3)
     """
     if threads is not None:

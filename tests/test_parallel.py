@@ -31,8 +31,9 @@ def test_auto_never_oversubscribes_and_keeps_small_steps_on_one_thread(cores, ba
 
 def test_auto_uses_every_core_up_to_the_cap_for_steps_worth_splitting():
     assert parallel.resolve_threads(None, 128, 256, cores=2) == 2
-    assert parallel.resolve_threads(None, 32, 256, cores=16) == parallel.AUTO_MAX_THREADS
-    assert parallel.resolve_threads(None, None or 2000, 256, cores=1) == 1
+    assert parallel.resolve_threads(None, 64, 256, cores=16) == parallel.AUTO_MAX_THREADS
+    assert parallel.resolve_threads(None, 32, 256, cores=16) == 1  # measured: no gain
+    assert parallel.resolve_threads(None, 2000, 256, cores=1) == 1
 
 
 def test_a_number_of_threads_is_taken_as_given_but_never_above_the_hidden_units():
