@@ -96,7 +96,7 @@ def resolve_threads(threads, batch_size, hidden, cores=None):
 
     >>> resolve_threads(None, 128, 256, cores=2)
     2
-    >>> resolve_threads(None, 128, 256, cores=16), resolve_threads(None, 128, 64, cores=16)
+    >>> resolve_threads(None, 128, 256, cores=16), resolve_threads(None, 512, 64, cores=16)
     (4, 2)
     >>> resolve_threads(None, 32, 256, cores=2), resolve_threads(3, 32, 256, cores=2)
     (1, 3)
