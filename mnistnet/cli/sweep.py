@@ -132,7 +132,10 @@ def sweep(
             "skipped."
         )
     # the switches every run gets
-    extra = [*(arg for url in mirrors for arg in ("--mirror", url)), *(["--no-plots"] * no_plots)]
+    extra = [
+        *(arg for url in mirrors for arg in ("--mirror", url)),
+        *(["--no-plots"] if no_plots else []),
+    ]
     if print_commands:
         for run in todo:
             replace = sweeps.run_state(run) == "replace"
