@@ -361,6 +361,10 @@ _SETTINGS = (
     Setting("target_accuracy", Float(0, 1, low_open=True), None,
             "Stop at the first epoch whose validation accuracy (test accuracy without "
             "--validation) reaches X.", shown="off", resumable=True),
+    Setting("threads", Int(1, 1024, word="auto"), None,
+            "Threads (cores) for training and scoring; auto: one per core, at most 4, "
+            "and one for small steps.",
+            shown="auto", resumable=True),
     Setting("log_every", Int(1, 100_000), None, "Print a row every N epochs.",
             shown="epochs/10", resumable=True),
     Setting("out", Folder(), None, "Output folder.",
@@ -408,6 +412,8 @@ class _TrainConfigMethods:
             d["samples_per_class"] = "all"
         if d["batch_size"] is None:
             d["batch_size"] = "full"
+        if d["threads"] is None:
+            d["threads"] = "auto"
         d["out"] = self.out_dir
         d["log_every"] = self.log_interval
         return d

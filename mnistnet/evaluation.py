@@ -81,13 +81,15 @@ def evaluate(model_path, params, meta, data, min_accuracy=None):
     -------
     EvaluationReport
     """
-    from mnistnet import metrics
+    from mnistnet import metrics, parallel
     from mnistnet.model import predict
     from mnistnet.plots import display_names
     from mnistnet.training import score
 
     task = meta["task"]
-    loss, accuracy, P = score(params, data.X, data.y, task)
+    threads = parallel.resolve_threads(None, len(data), params["W1"].shape[1])
+    with parallel.network(threads) as net:
+        loss, accuracy, P = score(params, data.X, data.y, task, net=net)
     names = display_names(meta)
     classes = list(meta["classes"])
     cm = metrics.confusion_matrix(data.y, predict(P), len(classes))

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mnistnet import __version__, checkpoint, model, trainstate
+from mnistnet import __version__, checkpoint, model, parallel, trainstate
 from mnistnet.datasets import class_names
 from mnistnet.evaluation import file_sha256
 from mnistnet.fileio import write_json, write_text
@@ -62,10 +62,22 @@ class RunResult:
     seconds: float
     validation: object = None  # pipeline.TaskData, or None
     resumed_from: object = None  # resume.SavedRun, or None
+    threads: int = 1  # the threads it used (--threads auto resolved)
 
     @property
     def interrupted(self):
         return self.history.interrupted
+
+    def release_training_inputs(self):
+        """Let the training split's arrays go, once training is over.
+
+        A ten-class run's pictures use the test split only; the 60,000
+        training images in float32 are 188 MB (and 47 MB as bytes), which
+        would otherwise stay alive, under matplotlib, through the drawing.
+        A binary run keeps them: examples-train.png shows its training digits.
+        """
+        if self.config.task == "multiclass":
+            self.train = dataclasses.replace(self.train, X=None, source_images=None)
 
     @property
     def target_metric(self):
@@ -141,6 +153,22 @@ def run_training(config, train, test, on_epoch=None, *, validation=None, resume=
     else:
         params = {name: value.copy() for name, value in resume.params.items()}
     optimizer = make_optimizer(config.optimizer, momentum=config.momentum)
+    threads = parallel.resolve_threads(
+        config.threads, config.batch_size or len(train), config.hidden
+    )
+    splits = (train, validation, test)
+    with parallel.network(threads) as net:
+        history, metrics, seconds = _train_and_score(
+            config, params, optimizer, splits, on_epoch, resume, net
+        )
+    return RunResult(
+        config, params, history, train, test, metrics, seconds, validation, resume, threads
+    )
+
+
+def _train_and_score(config, params, optimizer, splits, on_epoch, resume, net):
+    """``fit``, then the final scores of every split; also the seconds ``fit`` took."""
+    train, validation, test = splits
     start = time.perf_counter()
     history = fit(
         params,
@@ -164,15 +192,16 @@ def run_training(config, train, test, on_epoch=None, *, validation=None, resume=
         target_accuracy=config.target_accuracy,
         resume=None if resume is None else resume.resume,
         on_epoch=on_epoch,
+        net=net,
     )
     seconds = time.perf_counter() - start
     metrics = {}
-    for split in (train, validation, test):
+    for split in splits:
         if split is not None:
-            loss, acc, _ = score(params, split.X, split.y, config.task)
+            loss, acc, _ = score(params, split.X, split.y, config.task, net=net)
             check_loss(loss, len(history.records), config.lr, f"the mean {split.split} loss")
             metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
-    return RunResult(config, params, history, train, test, metrics, seconds, validation, resume)
+    return history, metrics, seconds
 
 
 def build_metadata(result, run_id):
@@ -202,6 +231,7 @@ def build_metadata(result, run_id):
         "epochs_trained": len(result.history.records),
         "interrupted": result.interrupted,
         "seconds": result.seconds,
+        "threads": result.threads,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -286,8 +316,10 @@ class StagedRun:
 def stage_run(result, folder, plots=False):
     """Stage model.npz, history.csv and metrics.json, then the pictures, in ``folder``.
 
-    ``folder`` is a :class:`~mnistnet.runfolder.RunFolder`. The pictures
-    are all or none: if drawing fails or is interrupted, those drawn so far
+    ``folder`` is a :class:`~mnistnet.runfolder.RunFolder`. Before the
+    pictures, ``result`` lets its training inputs go
+    (:meth:`RunResult.release_training_inputs`). The pictures are all or
+    none: if drawing fails or is interrupted, those drawn so far
     are removed and the run goes on without them (see
     :attr:`StagedRun.plot_error`). Returns a :class:`StagedRun`.
     """
@@ -302,6 +334,7 @@ def stage_run(result, folder, plots=False):
     paths = {os.path.splitext(name)[0]: folder.final(name) for name in OUTPUT_FILES}
     staged = StagedRun(paths, meta, "skipped")
     if plots:
+        result.release_training_inputs()  # the peak memory of a run is its training's
         try:
             paths.update(_stage_plots(result, meta, folder))
             staged.pictures = "drawn"
@@ -323,6 +356,7 @@ def _metrics(result, meta):
         "epochs_trained": meta["epochs_trained"],
         "interrupted": meta["interrupted"],
         "seconds": result.seconds,
+        "threads": result.threads,
         "final": result.metrics,
         "stopping": meta["stopping"],
         "last_epoch": result.history.last.to_dict() if result.history.last else None,

@@ -31,6 +31,7 @@ import numpy as np
 
 from mnistnet import model
 from mnistnet.optimizers import make_optimizer
+from mnistnet.parallel import one_blas_thread
 from mnistnet.tasks import N_INPUTS, N_OUTPUTS
 from mnistnet.training import DIVERGED_LOSS, Batches, _step  # one training step, as fit takes it
 
@@ -116,7 +117,10 @@ def lr_range_test(
     steps = steps or STEPS["full-batch" if batches.full else "mini-batch"]
     lrs = lr_min * (lr_max / lr_min) ** (np.arange(steps) / max(steps - 1, 1))
     window = smoothing_window(steps, lr_min, lr_max)
-    losses, stopped = _run(params, batches, task, optimizer, reduction, weight_decay, lrs, window)
+    with one_blas_thread():  # as training does (mnistnet.parallel)
+        losses, stopped = _run(
+            params, batches, task, optimizer, reduction, weight_decay, lrs, window
+        )
     lrs = lrs[: len(losses)]
     losses = np.asarray(losses)
     smoothed = smooth(losses, window)
@@ -137,7 +141,9 @@ def _run(params, batches, task, optimizer, reduction, weight_decay, lrs, window)
     average, lowest, losses = 0.0, math.inf, []
     for i, lr in enumerate(lrs):
         X, Y, y = next(forever)
-        total, _ = _step(views, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr)
+        total, _ = _step(
+            model, views, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr
+        )
         loss = total / len(X)
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             return losses, f"the loss exploded at lr {lr:.3g} (step {i + 1})"

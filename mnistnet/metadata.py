@@ -256,6 +256,7 @@ SCHEMA = {
     "epochs_trained": (_integer(), False),
     "interrupted": (_boolean, False),
     "seconds": (_number(), False),
+    "threads": (_integer(1), False),
     "run_id": (_string, False),
     "validation": (_VALIDATION, False),
     "stopping": (_STOPPING, False),

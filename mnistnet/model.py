@@ -131,7 +131,8 @@ class Workspace:
         )
 
 
-def _workspace(ws, params, n):
+def workspace_for(ws, params, n):
+    """``ws`` if it holds ``n`` samples of ``params``' network (else an error); new if None."""
     if ws is None:
         return Workspace(params, n)
     if not ws.fits(params, n):
@@ -161,13 +162,27 @@ def forward(params, X, task, ws=None):
         :func:`loss` need; for softmax also its row statistics.
     """
     n = X.shape[0]
-    ws = _workspace(ws, params, n)
-    A1 = np.matmul(X, params["W1"], out=ws.A1[:n])
-    A1 += params["b1"]
-    sigmoid(A1, out=A1)
+    ws = workspace_for(ws, params, n)
+    A1 = hidden_layer(X, params, out=ws.A1[:n])
     Z2 = np.matmul(A1, params["W2"], out=ws.Z2[:n])
     Z2 += params["b2"]
-    P = ws.P[:n]
+    return output_layer(X, A1, Z2, task, ws)
+
+
+def hidden_layer(X, params, out):
+    """``A1 = sigmoid(X @ W1 + b1)``, written into ``out`` (n_samples, n_hidden).
+
+    ``params`` needs ``W1`` and ``b1`` only: :mod:`mnistnet.parallel` passes
+    the columns of a slice of the hidden units, with ``out`` their columns.
+    """
+    A1 = np.matmul(X, params["W1"], out=out)
+    A1 += params["b1"]
+    return sigmoid(A1, out=A1)
+
+
+def output_layer(X, A1, Z2, task, ws):
+    """The output probabilities from the logits ``Z2``: ``(P, cache)`` as :func:`forward`."""
+    P = ws.P[: len(Z2)]
     cache = {"X": X, "A1": A1, "Z2": Z2, "P": P, "ws": ws}
     if HEADS[task]["activation"] == "sigmoid":
         sigmoid(Z2, out=P)
@@ -219,28 +234,50 @@ def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
     the workspace's ``grads``).
     """
     ws = cache["ws"]
-    X, A1, P = cache["X"], cache["A1"], cache["P"]
+    X, A1 = cache["X"], cache["A1"]
     n = X.shape[0]
     g = ws.grads
-    # Output delta: P - Y for both paired heads.
-    D2 = np.subtract(P, Y, out=ws.D2[:n])
+    D2 = output_delta(cache, Y, reduction, scale)
+    ones = ws.ones[:n]
+    np.matmul(ones, D2, out=g["b2"])
+    hidden_grads(X, A1, D2, params, g, ws.D1[:n], ws.work[:n], ones, weight_decay * scale)
+    return g
+
+
+def output_delta(cache, Y, reduction, scale):
+    """``D2 = (P - Y) * scale``, divided by n for the mean loss; in the workspace.
+
+    The output delta of both paired heads.
+    """
+    P = cache["P"]
+    n = P.shape[0]
+    D2 = np.subtract(P, Y, out=cache["ws"].D2[:n])
     if reduction not in ("sum", "mean"):
         raise ValueError(f"unknown reduction {reduction!r}")
     delta_scale = scale / n if reduction == "mean" else scale
     if delta_scale != 1.0:
         D2 *= delta_scale
-    np.matmul(A1.T, D2, out=g["W2"])
-    ones = ws.ones[:n]
-    np.matmul(ones, D2, out=g["b2"])
-    D1 = np.matmul(D2, params["W2"].T, out=ws.D1[:n])
-    sigmoid_derivative_inplace(D1, A1, work=ws.work[:n])
-    np.matmul(X.T, D1, out=g["W1"])
-    np.matmul(ones, D1, out=g["b1"])
-    if weight_decay:
-        decay = weight_decay * scale
-        g["W1"] += decay * params["W1"]
-        g["W2"] += decay * params["W2"]
-    return g
+    return D2
+
+
+def hidden_grads(X, A1, D2, params, grads, D1, work, ones, decay):
+    """Gradients of ``W2``, ``W1`` and ``b1`` from the output delta ``D2``, into ``grads``.
+
+    ``dW2 = A1.T @ D2``; ``D1 = (D2 @ W2.T) * A1 * (1 - A1)``; ``dW1 = X.T @ D1``;
+    ``db1 = ones @ D1`` (a matrix-vector product sums the rows); with ``decay``
+    (weight decay times the gradient's scale), ``decay * W`` is added to both
+    weights' gradients. ``D1`` and ``work`` are scratch of A1's shape.
+    :mod:`mnistnet.parallel` calls this for slices of the hidden units: the
+    columns of ``A1``, ``W1`` and ``b1`` and the rows of ``W2``.
+    """
+    np.matmul(A1.T, D2, out=grads["W2"])
+    np.matmul(D2, params["W2"].T, out=D1)
+    sigmoid_derivative_inplace(D1, A1, work=work)
+    np.matmul(X.T, D1, out=grads["W1"])
+    np.matmul(ones, D1, out=grads["b1"])
+    if decay:
+        grads["W1"] += decay * params["W1"]
+        grads["W2"] += decay * params["W2"]
 
 
 def predict_proba(params, X, task, batch_size=4096):
@@ -250,12 +287,15 @@ def predict_proba(params, X, task, batch_size=4096):
     -------
     ndarray of shape (n_samples, n_out), a new array.
     """
+    from mnistnet.parallel import one_blas_thread  # parallel imports this module
+
     n = X.shape[0]
     out = np.empty((n, params["W2"].shape[1]), dtype=params["W1"].dtype)
     ws = Workspace(params, min(batch_size, max(n, 1)))
-    for start in range(0, n, batch_size):
-        P, _ = forward(params, X[start : start + batch_size], task, ws)
-        out[start : start + len(P)] = P
+    with one_blas_thread():  # as in training: OpenBLAS's threads spin, and collapse when shared
+        for start in range(0, n, batch_size):
+            P, _ = forward(params, X[start : start + batch_size], task, ws)
+            out[start : start + len(P)] = P
     return out
 
 

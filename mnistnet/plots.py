@@ -16,12 +16,16 @@ hidden-units.png       both        incoming weights of the first 64 hidden units
 Which digits a grid shows is decided by the ``select_*`` functions, pure
 functions returning indices, so tests count panels without reading pixels.
 
-matplotlib is imported inside the functions, with the non-interactive Agg
-backend: ``import mnistnet.plots`` stays cheap, and ``mnistnet --help`` and
-``mnistnet info`` never load matplotlib. Every file is written atomically.
-Digits are drawn white on black (as MNIST stores them) in every figure.
+matplotlib is imported inside the functions: ``import mnistnet.plots``
+stays cheap, and ``mnistnet --help`` and ``mnistnet info`` never load
+matplotlib. Figures are made outside pyplot (no window, no global state),
+and a grid of digits or weights is one composed image on one axes
+(:class:`DigitGrid`): drawing dozens of axes took most of a run's picture
+time. Every file is written atomically. Digits are drawn white on black (as
+MNIST stores them) in every figure.
 """
 
+import math
 import os
 
 import numpy as np
@@ -56,6 +60,7 @@ RUN_ID_KEY = "mnistnet run id"  # PNG text chunk: the run a picture belongs to
 DIGIT_CMAP = "gray"  # white digit on black, MNIST's own convention
 WEIGHT_CMAP = "RdBu_r"  # red excites, blue inhibits, white is zero
 RIGHT, WRONG = "#1a7f37", "#c62828"  # caption colours: correct, wrong
+CURVE_MARGINS = {"left": 0.09, "right": 0.97, "bottom": 0.1, "top": 0.92}  # of the figure
 
 
 # --- selections: pure functions returning indices ------------------------------------
@@ -175,7 +180,8 @@ def plot_history(history, out_dir, title, run_id=None, marks=None):
 
 
 def _plot_loss(epochs, history, marker, out_dir, title, tags):
-    fig, ax = _pyplot().subplots(figsize=SIZES["loss"], layout="constrained")
+    fig = _figure(SIZES["loss"])
+    ax = fig.subplots(gridspec_kw=CURVE_MARGINS)
     curves = (("loss", "training"), ("val_loss", "validation"))
     loss = _draw_curves(ax, epochs, history, curves, marker)
     if np.all(loss > 0) and loss.max() / loss.min() > 100:
@@ -185,7 +191,8 @@ def _plot_loss(epochs, history, marker, out_dir, title, tags):
 
 
 def _plot_accuracy(epochs, history, marker, out_dir, title, tags):
-    fig, ax = _pyplot().subplots(figsize=SIZES["accuracy"], layout="constrained")
+    fig = _figure(SIZES["accuracy"])
+    ax = fig.subplots(gridspec_kw=CURVE_MARGINS)
     curves = (("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test"))
     _draw_curves(ax, epochs, history, curves, marker, scale=100)
     ax.set_ylabel("accuracy (%)")
@@ -267,7 +274,6 @@ def plot_binary_examples(data, P, names, meta, out_dir, per_row=5):
     """``examples-<split>.png``: rows of true positives, true negatives, FPs, FNs."""
     from mnistnet.metrics import binary_counts, confusion_matrix
 
-    plt = _pyplot()
     picked = select_binary_examples(data.y, P, per_row)
     y_pred, conf = predicted_confidence(P)
     neg, pos = names
@@ -279,18 +285,17 @@ def plot_binary_examples(data, P, names, meta, out_dir, per_row=5):
         "fp": f"false positives\n{neg}{sep}{pos} ({counts['fp']:,})",
         "fn": f"false negatives\n{pos}{sep}{neg} ({counts['fn']:,})",
     }
-    fig, axes = plt.subplots(4, per_row, figsize=SIZES["examples-binary"], layout="constrained")
+    cells = [(r, c, i) for r, key in enumerate(rows) for c, i in enumerate(picked[key])]
+    images = _images(data, [i for _, _, i in cells])
+    grid = DigitGrid("examples-binary", len(rows), per_row, left=0.2)
+    grid.draw(images, [r * per_row + c for r, c, _ in cells], DIGIT_CMAP, 0, 255)
+    for r, c, i in cells:
+        grid.caption(r * per_row + c, *_caption(names[data.y[i]], names[y_pred[i]], conf[i]))
     for r, (key, label) in enumerate(rows.items()):
-        for c in range(per_row):
-            ax = axes[r, c]
-            _blank(ax)
-            if c < len(picked[key]):
-                i = picked[key][c]
-                _digit(ax, data.images[i])
-                _caption(ax, names[data.y[i]], names[y_pred[i]], conf[i])
-            elif c == 0:
-                ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=11, color="0.4")
-        axes[r, 0].set_ylabel(label, fontsize=11, rotation=0, ha="right", va="center", labelpad=8)
+        grid.row_label(r, label, fontsize=11)
+        if not len(picked[key]):
+            grid.note(r * per_row, "none", color="0.4")
+    fig = grid.fig
     fig.suptitle(
         f"{_heading(meta, names, data)}: examples\n"
         f"positive = {pos}; errors are the most confident ones; (p) = probability of "
@@ -304,13 +309,14 @@ def plot_confusion(data, P, names, meta, out_dir):
     """``confusion.png``: counts in each cell, colour = fraction of the true class."""
     from mnistnet.metrics import confusion_matrix
 
-    plt = _pyplot()
     k = len(names)
     y_pred, _ = predicted_confidence(P)
     cm = confusion_matrix(data.y, y_pred, k)
     support = cm.sum(axis=1, keepdims=True)
     frac = np.divide(cm, support, out=np.zeros(cm.shape), where=support != 0)
-    fig, ax = plt.subplots(figsize=SIZES["confusion"], layout="constrained")
+    fig = _figure(SIZES["confusion"])
+    fig.set_layout_engine("constrained")  # one axes and its colour bar: quick to lay out
+    ax = fig.subplots()
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
@@ -345,22 +351,16 @@ def plot_confusion(data, P, names, meta, out_dir):
 
 def plot_errors(data, P, names, meta, out_dir, k=30, cols=6):
     """``errors.png``: the most confidently wrong digits, each "true A → pred B (p)"."""
-    plt = _pyplot()
     picked = select_confident_errors(data.y, P, k)
     y_pred, conf = predicted_confidence(P)
-    rows = max(1, -(-k // cols))
-    fig, axes = plt.subplots(
-        rows, cols, figsize=SIZES["errors"], layout="constrained", squeeze=False
-    )
-    for n, ax in enumerate(axes.flat):
-        _blank(ax)
-        if n < len(picked):
-            i = picked[n]
-            _digit(ax, data.images[i])
-            _caption(ax, names[data.y[i]], names[y_pred[i]], conf[i])
+    grid = DigitGrid("errors", max(1, -(-k // cols)), cols)
+    grid.draw(_images(data, picked), range(len(picked)), DIGIT_CMAP, 0, 255)
+    for n, i in enumerate(picked):
+        grid.caption(n, *_caption(names[data.y[i]], names[y_pred[i]], conf[i]))
     if len(picked) == 0:
-        axes.flat[0].text(0.5, 0.5, "no errors", ha="center", va="center", fontsize=12)
+        grid.note(0, "no errors", fontsize=12)
     n_wrong = int(np.count_nonzero(y_pred != data.y))
+    fig = grid.fig
     fig.suptitle(
         f"{_heading(meta, names, data)}: the {len(picked)} most "
         f"confident of {n_wrong:,} errors\n(p) = probability the model gave its wrong answer",
@@ -371,31 +371,17 @@ def plot_errors(data, P, names, meta, out_dir, k=30, cols=6):
 
 def plot_examples(data, P, names, meta, out_dir, cols=5):
     """``examples.png``: for each class, the correct digit the model is most sure of."""
-    plt = _pyplot()
     picked = select_one_per_class(data.y, P, len(names))
     _, conf = predicted_confidence(P)
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=SIZES["examples"], layout="constrained", squeeze=False
-    )
-    for c, ax in enumerate(axes.flat):
-        _blank(ax)
-        if c >= len(names):
-            continue
+    found = [c for c in range(len(names)) if picked[c] >= 0]
+    grid = DigitGrid("examples", -(-len(names) // cols), cols, caption=1.2)
+    grid.draw(_images(data, picked[found]), found, DIGIT_CMAP, 0, 255)
+    for c in range(len(names)):
         if picked[c] >= 0:
-            i = picked[c]
-            _digit(ax, data.images[i])
-            ax.set_title(f"{names[c]} ({conf[i]:.2f})", fontsize=11, color=RIGHT)
+            grid.caption(c, f"{names[c]} ({conf[picked[c]]:.2f})", 11, RIGHT)
         else:
-            ax.text(
-                0.5,
-                0.5,
-                f"no correct\n{names[c]}",
-                ha="center",
-                va="center",
-                fontsize=10,
-                color=WRONG,
-            )
+            grid.note(c, f"no correct\n{names[c]}", color=WRONG)
+    fig = grid.fig
     fig.suptitle(
         f"{_heading(meta, names, data)}: one correct example per class\n"
         "(p) = the model's probability for it, the highest of its class",
@@ -415,27 +401,16 @@ def plot_hidden_units(params, meta, out_dir, n_units=64, cols=8):
     the title says so. One shared colour scale (symmetric, clipped at the 99th
     percentile) so units can be compared with each other.
     """
-    plt = _pyplot()
     W1 = np.asarray(params["W1"], dtype=float)
     n = min(n_units, W1.shape[1])
     W1_init = initial_W1(meta)
     shown = W1[:, :n] if W1_init is None else W1[:, :n] - W1_init[:, :n]
     vmax = float(np.percentile(np.abs(shown), 99)) or 1.0
-    fig, axes = plt.subplots(
-        -(-n // cols), cols, figsize=SIZES["hidden-units"], layout="constrained", squeeze=False
-    )
-    im = None
-    for j, ax in enumerate(axes.flat):
-        _blank(ax)
-        if j < n:
-            im = ax.imshow(
-                shown[:, j].reshape(28, 28),
-                cmap=WEIGHT_CMAP,
-                vmin=-vmax,
-                vmax=vmax,
-                interpolation="nearest",
-            )
-            ax.set_title(str(j), fontsize=8, pad=2)
+    grid = DigitGrid("hidden-units", -(-n // cols), cols, caption=0.8, gap=3, right=0.14)
+    im = grid.draw(shown.T.reshape(n, 28, 28), range(n), WEIGHT_CMAP, -vmax, vmax)
+    for j in range(n):
+        grid.caption(j, str(j), 8, "black")
+    fig = grid.fig
     dataset = (meta.get("dataset") or {}).get("name", "?")
     units = f"hidden units 0-{n - 1} (of {W1.shape[1]})"
     head = f"{task_title(meta['task'], display_names(meta))} on {dataset}"
@@ -449,7 +424,7 @@ def plot_hidden_units(params, meta, out_dir, n_units=64, cols=8):
             f"{head}: what training changed, {units}\n"
             f"final minus initial incoming weights ({config['init']} init, seed {config['seed']})"
         )
-    fig.colorbar(im, ax=axes, shrink=0.6, label=label)
+    fig.colorbar(im, cax=fig.add_axes((0.88, 0.2, 0.025, 0.6)), label=label)
     fig.suptitle(title, fontsize=12)
     return _save(fig, out_dir, "hidden-units.png", meta.get("run_id"))
 
@@ -500,10 +475,15 @@ def _pyplot():
     return plt
 
 
+def _figure(size):
+    """A figure of ``size`` inches outside pyplot: no window, no global state to close."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, dpi=DPI)
+
+
 def _save(fig, out_dir, name, run_id=None):
     """Write ``fig`` to ``out_dir/name``; the PNG records the run id (text key ``RUN_ID_KEY``)."""
-    import matplotlib.pyplot as plt
-
     path = os.path.join(os.fspath(out_dir), name)
     metadata = {"Software": f"mnistnet {__version__}"}
     if run_id is not None:
@@ -512,27 +492,100 @@ def _save(fig, out_dir, name, run_id=None):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=DPI, metadata=metadata)
     finally:
-        plt.close(fig)
+        if fig.canvas.manager is not None:  # made by pyplot: it keeps it until closed
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     return path
 
 
-def _blank(ax):
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+def _images(data, indices):
+    """The selected images ``indices`` of ``data`` (n, 28, 28), without making all of them."""
+    return data.source_images[data.index[np.asarray(indices, dtype=np.intp)]]
 
 
-def _digit(ax, image):
-    ax.imshow(image, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest")
-
-
-def _caption(ax, true_name, pred_name, p):
+def _caption(true_name, pred_name, p):
+    """A digit's caption: ``(text, fontsize, colour)``, green when right, red when wrong."""
+    colour = RIGHT if true_name == pred_name else WRONG
     if len(true_name) + len(pred_name) <= 6:  # digits: "true 4 → pred 9 (0.97)" fits
-        text, size = f"true {true_name} → pred {pred_name}\n({p:.2f})", 9
-    else:  # long class names (Fashion-MNIST) would run into the next panel
-        text, size = f"{true_name}\n→ {pred_name} ({p:.2f})", 8
-    ax.set_title(text, fontsize=size, color=RIGHT if true_name == pred_name else WRONG)
+        return f"true {true_name} → pred {pred_name}\n({p:.2f})", 9, colour
+    # long class names (Fashion-MNIST) would run into the next panel
+    return f"{true_name}\n→ {pred_name} ({p:.2f})", 8, colour
+
+
+class DigitGrid:
+    """A ``rows`` x ``cols`` grid of 28x28 images drawn as ONE composed image on one axes.
+
+    One axes per digit made matplotlib lay out, draw and measure dozens of
+    axes (most of the time a picture took); one image with the cells laid
+    out in NumPy, and text at the cells' positions, looks the same and
+    draws in a fraction of it. Cells are ``gap`` image pixels apart, with
+    room above each for ``caption`` lines of text; what lies between the
+    cells is NaN, drawn in the figure's background colour. The figure
+    (``SIZES[kind]``) is :attr:`fig`, the grid's axes :attr:`ax`, below the
+    title, with ``left`` and ``right`` (fractions of the width) for row
+    labels and a colour bar.
+    """
+
+    SIDE = 28
+    LINE_PX = 15  # figure pixels per caption line: 9-point text and its spacing at 100 dpi
+
+    def __init__(self, kind, rows, cols, caption=2, gap=4, left=0.02, right=0.02):
+        self.rows, self.cols = rows, cols
+        self.pitch_x = self.SIDE + gap
+        rect = (left, 0.02, 1 - left - right, 0.86)
+        width, height = SIZES[kind]
+        room = (rect[2] * width * DPI, rect[3] * height * DPI)  # the axes, in figure pixels
+        top = 0
+        for _ in range(3):  # the captions' room depends on the scale, the scale on the room
+            height, width = rows * (self.SIDE + gap + top) - gap, cols * self.pitch_x - gap
+            scale = min(room[0] / width, room[1] / height)  # figure pixels per image pixel
+            top = math.ceil(caption * self.LINE_PX / scale)
+        self.top = top
+        self.pitch_y = self.SIDE + gap + top
+        self.shape = (rows * self.pitch_y - gap, cols * self.pitch_x - gap)
+        self.fig = _figure(SIZES[kind])
+        self.ax = self.fig.add_axes(rect)
+        self.ax.set_axis_off()
+        self.ax.set_anchor("N")  # right under the title; what the grid does not fill is below
+
+    def origin(self, cell):
+        """Top-left pixel (x, y) of the image of ``cell`` (row-major)."""
+        r, c = divmod(cell, self.cols)
+        return c * self.pitch_x, r * self.pitch_y + self.top
+
+    def compose(self, images, cells):
+        """The grid as one float array: ``images[k]`` at ``cells[k]``, NaN elsewhere."""
+        canvas = np.full(self.shape, np.nan, dtype=np.float32)
+        for image, cell in zip(images, cells, strict=True):
+            x, y = self.origin(cell)
+            canvas[y : y + self.SIDE, x : x + self.SIDE] = image
+        return canvas
+
+    def draw(self, images, cells, cmap, vmin, vmax):
+        """Draw ``images[k]`` in cell ``cells[k]``; returns the image (for a colour bar)."""
+        import matplotlib
+
+        cmap = matplotlib.colormaps[cmap].with_extremes(bad="white")
+        canvas = self.compose(images, list(cells))
+        return self.ax.imshow(canvas, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+
+    def caption(self, cell, text, fontsize, colour):
+        """Text centred above the image of ``cell``."""
+        x, y = self.origin(cell)
+        self.ax.text(x + self.SIDE / 2 - 0.5, y - 1.5, text, ha="center", va="bottom",
+                fontsize=fontsize, color=colour, linespacing=1.1)  # fmt: skip
+
+    def note(self, cell, text, fontsize=10, color="black"):
+        """Text in the middle of an empty cell ("none", "no errors")."""
+        x, y = self.origin(cell)
+        self.ax.text(x + self.SIDE / 2, y + self.SIDE / 2, text, ha="center", va="center",
+                fontsize=fontsize, color=color)  # fmt: skip
+
+    def row_label(self, row, text, fontsize):
+        """Text to the left of ``row``."""
+        _, y = self.origin(row * self.cols)
+        self.ax.text(-3, y + self.SIDE / 2, text, ha="right", va="center", fontsize=fontsize)
 
 
 def _epoch_ticks(ax):

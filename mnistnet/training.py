@@ -37,11 +37,13 @@ __all__ = ["Batches", "EpochRecord", "History", "check_loss", "fit", "score"]
 DIVERGED_LOSS = 1000.0
 
 
-def score(params, X, y, task, batch_size=4096, ws=None):
+def score(params, X, y, task, batch_size=4096, ws=None, net=model):
     """Mean loss and accuracy of ``params`` on ``X`` with labels ``y``.
 
     ``ws``, a :class:`~mnistnet.model.Workspace` for ``batch_size`` samples,
     is reused when given (the training loop scores the test set every epoch).
+    ``net`` computes the forward pass: :mod:`mnistnet.model`, or a
+    :class:`mnistnet.parallel.SplitNetwork` for more threads.
 
     Returns
     -------
@@ -63,7 +65,7 @@ def score(params, X, y, task, batch_size=4096, ws=None):
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             Y = targets(y[start:stop], n_out, params["W1"].dtype)
-            P, cache = model.forward(params, X[start:stop], task, ws)
+            P, cache = net.forward(params, X[start:stop], task, ws)
             total_loss += float(model.loss(cache, Y, task).sum())
             correct += int((model.predict(P) == y[start:stop]).sum())
             P_all[start:stop] = P
@@ -143,6 +145,7 @@ def fit(
     target_accuracy=None,
     resume=None,
     on_epoch=None,
+    net=model,
 ):
     """Train ``params`` (:func:`mnistnet.model.init_params`) in place; return a :class:`History`.
 
@@ -159,7 +162,9 @@ def fit(
     continues a run from its state: the result is the one an uninterrupted
     run gives, bit for bit. After Ctrl-C, ``history.interrupted`` is True
     and ``params`` hold the last finished epoch's weights (or the best one's).
-    Raises :class:`DivergenceError` (see :func:`check_loss`).
+    ``net`` computes the passes: :mod:`mnistnet.model` (one thread), or what
+    :func:`mnistnet.parallel.network` gives for more. Raises
+    :class:`DivergenceError` (see :func:`check_loss`).
     """
     dtype = params["W1"].dtype
     if X.dtype != dtype:
@@ -169,8 +174,8 @@ def fit(
     history, rules = _start(theta, optimizer, rng, resume, early_stopping, target_accuracy, X_val)
     batches = Batches(X, y, params["W2"].shape[1], batch_size, augment_shift, rng)
     ws = model.Workspace(views, batches.size)
-    step = functools.partial(_step, views, theta, ws, optimizer, task, reduction, weight_decay)
-    scorers = (_scorer(views, X_val, y_val, task), _scorer(views, X_test, y_test, task))
+    step = functools.partial(_step, net, views, theta, ws, optimizer, task, reduction, weight_decay)
+    scorers = (_scorer(net, views, X_val, y_val, task), _scorer(net, views, X_test, y_test, task))
     start_time = time.perf_counter() - (history.last.seconds if history.last else 0.0)
     end_of_epoch = functools.partial(_end_of_epoch, theta, scorers, len(X), lr, start_time)
     try:
@@ -243,31 +248,32 @@ def _finish(history, rules, theta, views, params):
         params[name][...] = value
 
 
-def _step(params, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr):
+def _step(net, params, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr):
     """One step on a batch: forward, loss, backward, update.
 
+    ``net`` is :mod:`mnistnet.model` or a :class:`~mnistnet.parallel.SplitNetwork`;
     ``params`` are named views of the flat vector ``theta``. Returns the
     batch's summed loss and its number of right predictions; a loss that is
     not finite returns before the update (the caller stops there).
     """
-    P, cache = model.forward(params, X, task, ws)
+    P, cache = net.forward(params, X, task, ws)
     loss = float(model.loss(cache, Y, task).sum())
     if not math.isfinite(loss):
         return loss, 0
     # lr * gradient, for the optimizers that step on it, comes from lr folded
     # into backward's (batch, outputs) output delta: no pass over the weights.
     scale = lr if optimizer.grad_includes_lr else 1.0
-    model.backward(params, cache, Y, reduction, weight_decay, scale)
+    net.backward(params, cache, Y, reduction, weight_decay, scale)
     optimizer.update(theta, ws.grad_vector, lr)
     return loss, int(np.count_nonzero(model.predict(P) == y))
 
 
-def _scorer(params, X, y, task):
+def _scorer(net, params, X, y, task):
     """``score`` on one split, with a workspace made once; None without the split."""
     if X is None or not len(X):
         return None
     ws = model.Workspace(params, min(4096, len(X)))
-    return lambda: score(params, X, y, task, ws=ws)
+    return lambda: score(params, X, y, task, ws=ws, net=net)
 
 
 def _end_of_epoch(theta, scorers, n, lr, start_time, epoch, epoch_lr, total_loss, correct):

@@ -275,12 +275,28 @@ def test_the_recorded_init_and_seed_rebuild_the_initial_weights(tmp_path, monkey
         assert not np.array_equal(params["W1"], W1_init)  # training moved them
 
 
+def _tiles(canvas):
+    """The 28x28 images of a composed grid, row by row: the blocks of finite pixels."""
+    finite = np.isfinite(np.ma.filled(canvas, np.nan))
+    rows = [
+        i for i in range(finite.shape[0]) if finite[i].any() and (i == 0 or not finite[i - 1].any())
+    ]
+    cols = [
+        j
+        for j in range(finite.shape[1])
+        if finite[:, j].any() and (j == 0 or not finite[:, j - 1].any())
+    ]
+    return [np.ma.filled(canvas, np.nan)[i : i + 28, j : j + 28] for i in rows for j in cols
+            if finite[i : i + 28, j : j + 28].all()]  # fmt: skip
+
+
 def _drawn_units(monkeypatch, params, meta, tmp_path):
     """The 28x28 arrays and the title hidden-units.png shows."""
     drawn = {}
 
     def save(fig, out_dir, name, run_id=None):
-        drawn["units"] = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+        grid = next(ax for ax in fig.axes if ax.images)  # the colour bar has none
+        drawn["units"] = _tiles(grid.images[0].get_array())
         drawn["title"] = fig._suptitle.get_text()
         return name
 
@@ -303,3 +319,54 @@ def test_hidden_units_show_what_training_changed(binary_model, tmp_path, monkeyp
     drawn = _drawn_units(monkeypatch, params, meta, tmp_path)
     assert np.allclose(drawn["units"][0], params["W1"][:, 0].reshape(28, 28))
     assert "(no recorded init and seed: as they are)" in drawn["title"]
+
+
+# --- drawing fast: one composed image per grid (issue 12) --------------------------------
+
+
+def test_a_grid_is_one_image_with_each_digit_in_its_cell():
+    grid = plots.DigitGrid("errors", 2, 3)
+    images = np.arange(4 * 28 * 28, dtype=float).reshape(4, 28, 28)
+    canvas = grid.compose(images, [0, 1, 2, 4])  # cell 3 stays empty
+    assert canvas.shape == grid.shape
+    for image, cell in zip(images, [0, 1, 2, 4], strict=True):
+        x, y = grid.origin(cell)
+        assert np.array_equal(canvas[y : y + 28, x : x + 28], image)
+    assert np.isnan(canvas).sum() == canvas.size - 4 * 28 * 28  # the rest is background
+    assert [t.tolist() for t in _tiles(canvas)] == [i.tolist() for i in images]
+    assert grid.top > 0  # room for the captions above each digit
+
+
+def test_every_digit_grid_is_drawn_as_one_axes(multiclass_model, tmp_path, monkeypatch):
+    params, meta = checkpoint.load_model(multiclass_model)
+    test = load_task_data("mnist-sample", "test", meta["classes"], pixels="unit")
+    axes = {}
+
+    def save(fig, out_dir, name, run_id=None):
+        axes[name] = [len(ax.images) for ax in fig.axes]
+        return name
+
+    monkeypatch.setattr(plots, "_save", save)
+    plots.plot_report(params, meta, test, tmp_path)
+    assert axes["errors.png"] == [1] and axes["examples.png"] == [1]
+    assert axes["hidden-units.png"] == [1, 0]  # and its colour bar
+
+
+def test_a_ten_class_run_lets_its_training_inputs_go_before_the_pictures(tmp_path):
+    from mnistnet import experiment
+    from mnistnet.config import resolve_config
+
+    results = {}
+    for task, digits in (("multiclass", None), ("binary", (3, 7))):
+        flags = {"dataset": "mnist-sample", "samples_per_class": 30, "hidden": 8, "epochs": 1,
+                 "digits": digits, "out": str(tmp_path / task)}  # fmt: skip
+        config = resolve_config(task, {}, flags)
+        data = experiment.load_data(config)
+        results[task] = experiment.run_training(config, data.train, data.test)
+        results[task].release_training_inputs()
+    ten = results["multiclass"]
+    assert ten.train.X is None and ten.train.source_images is None
+    assert len(ten.train) == 300  # what the metadata needs stays
+    paths, _ = experiment.save_run(ten, plots=True)  # the pictures need only the test split
+    assert {"errors", "confusion", "examples", "hidden-units"} <= set(paths)
+    assert results["binary"].train.X is not None  # examples-train.png shows training digits

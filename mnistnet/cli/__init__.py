@@ -13,6 +13,7 @@ from mnistnet.cli.evaluate import evaluate, info
 from mnistnet.cli.lr_find import lr_find
 from mnistnet.cli.predict import predict
 from mnistnet.cli.serve import serve
+from mnistnet.cli.sweep import sweep
 from mnistnet.cli.train import train_binary, train_multiclass
 
 
@@ -41,3 +42,4 @@ main.add_command(predict)
 main.add_command(serve)
 main.add_command(lr_find)
 main.add_command(compare)
+main.add_command(sweep)

@@ -48,14 +48,15 @@ def compare(run_dirs, metric, out, no_plots, quiet, as_json):
     plot = None
     if not no_plots:
         check_writable_dir(out, "--out", (name,))
-        plot = _plot(comparison, out, name)
+        plot = plot_comparison(comparison, out, name)
     if as_json:
         print_json(_document(comparison, plot))
     elif not quiet:
         _render(comparison, plot)
 
 
-def _plot(comparison, out, name):
+def plot_comparison(comparison, out, name):
+    """The metric's curves of every run in one picture, ``out/name`` (also sweep.png)."""
     from mnistnet.run_plots import plot_compare
 
     words = METRICS[comparison.metric][0]
