@@ -16,16 +16,16 @@ The state an optimizer keeps between steps is plain arrays and ints, named
 in each class's ``STATE``: :func:`get_state` copies it out and
 :func:`set_state` puts it back, so a run can be saved and resumed exactly.
 
-Learning-rate schedules are pure functions of the epoch (nanoGPT's
-``get_lr``): :func:`scheduled_lr`.
+Learning-rate schedules are pure functions of the time elapsed, in epochs
+(nanoGPT's ``get_lr``): :func:`scheduled_lr`.
 """
 
 import math
 
 import numpy as np
 
-OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
-SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam")
+SCHEDULES = ("constant", "cosine", "step", "onecycle")
 
 
 class GradientDescent:
@@ -65,6 +65,26 @@ class Momentum:
         v *= self.momentum
         v -= grad  # grad is lr * g
         theta += v
+
+
+class Nesterov(Momentum):
+    """Nesterov momentum: ``v <- mu * v - lr * g``; ``theta <- theta + mu * v - lr * g``.
+
+    The gradient is taken at ``theta``, and the step looks ahead along the
+    new velocity: the form of sklearn's ``SGDOptimizer(nesterovs_momentum=True)``
+    (Sutskever, Martens, Dahl & Hinton, 2013, eq. 3-4, rewritten for the
+    parameters actually stored). Same state as :class:`Momentum`.
+    """
+
+    def update(self, theta, grad, lr):
+        if self.velocity is None:
+            self.velocity = np.zeros_like(theta)
+        v = self.velocity
+        v *= self.momentum
+        v -= grad  # grad is lr * g
+        theta -= grad
+        np.multiply(v, self.momentum, out=grad)  # grad is scratch now
+        theta += grad
 
 
 class Adam:
@@ -118,6 +138,8 @@ def make_optimizer(name, *, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
         return GradientDescent()
     if name == "momentum":
         return Momentum(momentum)
+    if name == "nesterov":
+        return Nesterov(momentum)
     if name == "adam":
         return Adam(beta1, beta2, eps)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
@@ -140,17 +162,29 @@ def set_state(optimizer, state):
         setattr(optimizer, name, value.copy() if isinstance(value, np.ndarray) else value)
 
 
-def scheduled_lr(lr, epoch, epochs, schedule="constant"):
-    """The learning rate for 0-based ``epoch`` of ``epochs``.
+def scheduled_lr(lr, t, epochs, schedule="constant", warmup=0.0):
+    """The learning rate at time ``t``, in epochs elapsed (0 <= t <= epochs), of ``epochs``.
 
+    The training loop asks at the middle of each step (``epoch - 1 + (i + 0.5) / batches``).
     ``constant``: ``lr``. ``cosine``: from ``lr`` down to 0 over the run,
-    ``lr * (1 + cos(pi * epoch / epochs)) / 2``. ``step``: halved after
-    every third of the run.
+    ``lr * (1 + cos(pi * e / epochs)) / 2``, and ``step``: halved after every
+    third of the run; both hold for a whole epoch ``e = floor(t)``.
+    ``onecycle``: a straight line, step by step, from ``lr`` at the end of
+    the warmup down to 0 at the end of the run; with a warmup, the triangle
+    of Smith's one-cycle policy (Smith & Topin, 2017).
+
+    ``warmup`` (epochs): the rate rises linearly from 0 over the first
+    ``warmup`` epochs, step by step (Goyal et al., 2017), multiplying the
+    schedule's rate.
     """
-    if schedule == "constant":
-        return lr
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {SCHEDULES}")
+    if warmup and t < warmup:
+        lr = lr * t / warmup
     if schedule == "cosine":
-        return lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+        return lr * 0.5 * (1 + math.cos(math.pi * math.floor(t) / epochs))
     if schedule == "step":
-        return lr * 0.5 ** (3 * epoch // epochs)
-    raise ValueError(f"unknown schedule {schedule!r}; choose from {SCHEDULES}")
+        return lr * 0.5 ** (3 * math.floor(t) // epochs)
+    if schedule == "onecycle" and t > warmup:
+        return lr * max(0.0, epochs - t) / (epochs - warmup)
+    return lr

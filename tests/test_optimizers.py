@@ -6,7 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from mnistnet.optimizers import Adam, GradientDescent, Momentum, make_optimizer, scheduled_lr
+from mnistnet.optimizers import (
+    Adam,
+    GradientDescent,
+    Momentum,
+    Nesterov,
+    make_optimizer,
+    scheduled_lr,
+)
 
 
 def _theta():
@@ -45,6 +52,26 @@ def test_momentum_two_steps():
     assert theta[2] == pytest.approx(0.5 + v1 + v2, rel=1e-15)
 
 
+def test_nesterov_two_steps():
+    """v <- mu v - lr g; theta <- theta + mu v - lr g (sklearn's nesterovs_momentum)."""
+    theta = _theta()
+    opt = make_optimizer("nesterov", momentum=0.9)
+    assert isinstance(opt, Nesterov) and opt.grad_includes_lr
+    _update(opt, theta, _grad(1), lr=0.1)
+    _update(opt, theta, _grad(2), lr=0.1)
+    w, v = 3.0, 0.0
+    for g in (1.0, 2.0):
+        v = 0.9 * v - 0.1 * g
+        w = w + 0.9 * v - 0.1 * g
+    assert theta[3] == pytest.approx(w, rel=1e-15)
+    assert opt.velocity[3] == pytest.approx(v, rel=1e-15)
+    plain = _theta()
+    heavy_ball = Momentum(0.9)
+    _update(heavy_ball, plain, _grad(1), lr=0.1)
+    _update(heavy_ball, plain, _grad(2), lr=0.1)
+    assert theta[3] != pytest.approx(plain[3])  # another method than heavy-ball momentum
+
+
 def test_adam_two_steps_as_in_the_paper():
     theta = _theta()
     opt = Adam()  # beta1 0.9, beta2 0.999, eps 1e-8
@@ -64,7 +91,10 @@ def test_adam_two_steps_as_in_the_paper():
     assert opt.t == 2
 
 
-@pytest.mark.parametrize("name,state", [("momentum", ("velocity",)), ("adam", ("m", "v", "t"))])
+@pytest.mark.parametrize(
+    "name,state",
+    [("momentum", ("velocity",)), ("nesterov", ("velocity",)), ("adam", ("m", "v", "t"))],
+)
 def test_the_documented_state_is_all_a_resumed_run_needs(name, state):
     a, b = _theta(), _theta()
     opt_a, opt_b = make_optimizer(name), make_optimizer(name)
@@ -78,7 +108,7 @@ def test_the_documented_state_is_all_a_resumed_run_needs(name, state):
     assert a.tolist() == b.tolist()
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
 def test_float32_stays_float32(name):
     theta = _theta().astype(np.float32)
     opt = make_optimizer(name)
@@ -97,3 +127,26 @@ def test_schedules():
         scheduled_lr(0.1, 0, 1, "bogus")
     with pytest.raises(ValueError):
         make_optimizer("rmsprop")
+
+
+def test_cosine_and_step_hold_for_a_whole_epoch():
+    assert scheduled_lr(0.1, 5.9, 10, "cosine") == scheduled_lr(0.1, 5, 10, "cosine")
+    assert scheduled_lr(0.1, 2.99, 9, "step") == 0.1
+
+
+def test_onecycle_is_a_straight_line_down_to_zero_after_the_warmup():
+    assert scheduled_lr(0.4, 0, 10, "onecycle") == pytest.approx(0.4)
+    assert scheduled_lr(0.4, 2.5, 10, "onecycle") == pytest.approx(0.3)
+    assert scheduled_lr(0.4, 10, 10, "onecycle") == 0
+    # with a warmup of 2 epochs: up from 0 to 0.4 at epoch 2, then down to 0 at epoch 10
+    assert scheduled_lr(0.4, 0.5, 10, "onecycle", warmup=2) == pytest.approx(0.1)
+    assert scheduled_lr(0.4, 2, 10, "onecycle", warmup=2) == pytest.approx(0.4)
+    assert scheduled_lr(0.4, 6, 10, "onecycle", warmup=2) == pytest.approx(0.2)
+
+
+def test_warmup_rises_linearly_then_leaves_the_schedule_alone():
+    assert scheduled_lr(0.2, 0.25, 10, "constant", warmup=1) == pytest.approx(0.05)
+    assert scheduled_lr(0.2, 1.5, 10, "constant", warmup=1) == 0.2
+    cosine_at_3 = scheduled_lr(0.2, 3, 10, "cosine")
+    assert scheduled_lr(0.2, 3.5, 10, "cosine", warmup=1) == cosine_at_3
+    assert scheduled_lr(0.2, 0.5, 10, "cosine", warmup=1) == pytest.approx(0.1)
