@@ -67,17 +67,26 @@ def prepare_inputs(images, pixels="raw", dtype=np.float64, index=None):
 _CHUNK = 4096
 
 
-def targets(y, n_out, dtype=np.float64):
+def targets(y, n_out, dtype=np.float64, smoothing=0.0):
     """Targets for the network's output: a 0/1 column (``n_out == 1``) or one-hot rows.
+
+    ``smoothing`` (label smoothing, Szegedy et al., 2016): every target moves
+    that share of the way to the uniform one, ``Y (1 - smoothing) + smoothing / K``
+    with ``K`` classes (2 for the one sigmoid output). The loss's gradient is
+    still ``P - Y``, with these ``Y``.
 
     Returns
     -------
     ndarray of shape (n, n_out), of ``dtype``
     """
     if n_out == 1:
-        return y.reshape(-1, 1).astype(dtype)
-    Y = np.zeros((len(y), n_out), dtype=dtype)
-    Y[np.arange(len(y)), y] = 1
+        Y = y.reshape(-1, 1).astype(dtype)
+    else:
+        Y = np.zeros((len(y), n_out), dtype=dtype)
+        Y[np.arange(len(y)), y] = 1
+    if smoothing:
+        Y *= 1 - smoothing
+        Y += smoothing / max(n_out, 2)
     return Y
 
 

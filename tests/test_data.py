@@ -39,6 +39,14 @@ def test_targets():
     assert targets(np.array([0, 1]), 1, np.float32).tolist() == [[0], [1]]
 
 
+def test_label_smoothing_moves_targets_towards_uniform():
+    Y = targets(np.array([0, 2]), 3, smoothing=0.3)
+    np.testing.assert_allclose(Y, [[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    np.testing.assert_allclose(Y.sum(axis=1), 1)
+    # the one sigmoid output: two classes, y = 1 -> 0.85, y = 0 -> 0.15
+    np.testing.assert_allclose(targets(np.array([1, 0]), 1, smoothing=0.3), [[0.85], [0.15]])
+
+
 def test_shift_images_moves_pixels_and_pads_with_zero():
     X = np.zeros((200, 784))
     X[:, 14 * 28 + 14] = 1  # one bright pixel in the middle of each image

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mnistnet import model
+from mnistnet.data import targets
 from mnistnet.functions import sigmoid
 from mnistnet.training import score
 
@@ -96,6 +97,48 @@ def test_gradients_match_finite_differences(task, n_out, reduction, weight_decay
             np.linalg.norm(grads[name]) + np.linalg.norm(numeric)
         )
         assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("task,n_out", [("binary", 1), ("multiclass", 4)])
+def test_label_smoothing_gradient_is_p_minus_smoothed_y_by_finite_differences(task, n_out):
+    """The loss towards smoothed targets, written from the probabilities; backward given the
+    smoothed targets is its gradient."""
+    rng = np.random.default_rng(3)
+    n, n_in, n_hidden, smoothing = 6, 5, 4, 0.2
+    params = {
+        "W1": rng.normal(0, 0.8, (n_in, n_hidden)),
+        "b1": rng.normal(0, 0.5, n_hidden),
+        "W2": rng.normal(0, 0.8, (n_hidden, n_out)),
+        "b2": rng.normal(0, 0.5, n_out),
+    }
+    X = rng.normal(0, 1, (n, n_in))
+    y = rng.integers(0, max(n_out, 2), n)
+    Y = targets(y, n_out, smoothing=smoothing)
+    assert Y.min() == pytest.approx(smoothing / max(n_out, 2))
+
+    def objective():
+        P, cache = model.forward(params, X, task)
+        if task == "binary":
+            direct = -(Y * np.log(P) + (1 - Y) * np.log(1 - P)).sum()
+        else:
+            direct = -(Y * np.log(P)).sum()
+        assert model.loss(cache, Y, task).sum() == pytest.approx(direct, rel=1e-12)
+        return direct
+
+    _, cache = model.forward(params, X, task)
+    grads = {k: v.copy() for k, v in model.backward(params, cache, Y).items()}
+    eps = 1e-6
+    for name, value in params.items():
+        numeric = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            old = value[i]
+            value[i] = old + eps
+            plus = objective()
+            value[i] = old - eps
+            minus = objective()
+            value[i] = old
+            numeric[i] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
 def test_pack_shares_memory_with_named_views():
