@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mnistnet import __version__, checkpoint, model, parallel, trainstate
+from mnistnet.augment import Distortion
 from mnistnet.datasets import class_names
 from mnistnet.evaluation import file_sha256
 from mnistnet.fileio import write_json, write_text
@@ -182,7 +183,11 @@ def _train_and_score(config, params, optimizer, splits, on_epoch, resume, net):
         reduction=config.reduction,
         weight_decay=config.weight_decay,
         lr_schedule=config.lr_schedule,
+        warmup_epochs=config.warmup_epochs,
         augment_shift=config.augment_shift,
+        distortion=distortion(config),
+        label_smoothing=config.label_smoothing,
+        ema=config.ema,
         rng=np.random.default_rng(config.seed),
         X_val=None if validation is None else validation.X,
         y_val=None if validation is None else validation.y,
@@ -202,6 +207,18 @@ def _train_and_score(config, params, optimizer, splits, on_epoch, resume, net):
             check_loss(loss, len(history.records), config.lr, f"the mean {split.split} loss")
             metrics[split.split] = {"loss": loss, "accuracy": acc, "n": len(split)}
     return history, metrics, seconds
+
+
+def distortion(config):
+    """The :class:`~mnistnet.augment.Distortion` of ``config``'s training images."""
+    return Distortion(
+        rotate=config.augment_rotate,
+        scale=config.augment_scale,
+        shear=config.augment_shear,
+        elastic_alpha=config.elastic_alpha,
+        elastic_sigma=config.elastic_sigma,
+        flip=config.augment_flip,
+    )
 
 
 def build_metadata(result, run_id):

@@ -95,6 +95,12 @@ def resumed_config(task, saved, file_values=None, flag_values=None, config_path=
             setting="resume",
         )
     values = _saved_settings(saved)
+    if values.get("ema"):  # the moving average is not part of the saved state
+        raise ConfigError(
+            f"--resume {saved.path}: the run was trained with --ema (a moving average of "
+            "the weights), which a resumed run cannot continue; train it again",
+            setting="resume",
+        )
     given = [(k, v, f"config file {config_path}: '{k}'") for k, v in (file_values or {}).items()]
     given += [(k, v, SETTINGS[k].flag) for k, v in (flag_values or {}).items() if v is not None]
     for key, value, source in given:

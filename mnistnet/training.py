@@ -23,6 +23,8 @@ import time
 import numpy as np
 
 from mnistnet import model
+from mnistnet.augment import WarpWorkspace
+from mnistnet.averaging import ExponentialAverage
 from mnistnet.data import shift_images, targets
 from mnistnet.errors import DivergenceError
 from mnistnet.history import EpochRecord, History
@@ -75,29 +77,46 @@ def score(params, X, y, task, batch_size=4096, ws=None, net=model):
 class Batches:
     """One epoch's batches ``(X, Y, y)`` each time it is iterated.
 
-    ``Y`` are the targets of ``y`` for ``n_out`` outputs, made once here.
+    ``Y`` are the targets of ``y`` for ``n_out`` outputs, made once here
+    (smoothed by ``label_smoothing``, :func:`mnistnet.data.targets`).
     The full batch (``batch_size`` None or at least ``len(X)``) is the
     arrays themselves. Mini-batches follow a fresh permutation drawn from
     ``rng`` at the start of each epoch and are gathered into buffers
     allocated here, once. With ``augment_shift``, every batch's images are
     shifted (:func:`mnistnet.data.shift_images`, shifts drawn from ``rng``)
-    into a buffer of their own. The arrays yielded are overwritten by the
+    into a buffer of their own; with an active ``distortion``
+    (:class:`mnistnet.augment.Distortion`), they are warped instead, the
+    shifts folded into the warp. The arrays yielded are overwritten by the
     next batch.
     """
 
-    def __init__(self, X, y, n_out, batch_size=None, augment_shift=0, rng=None):
+    def __init__(
+        self,
+        X,
+        y,
+        n_out,
+        batch_size=None,
+        augment_shift=0,
+        rng=None,
+        distortion=None,
+        label_smoothing=0.0,
+    ):
         n = len(X)
-        Y = targets(y, n_out, X.dtype)
+        Y = targets(y, n_out, X.dtype, label_smoothing)
         self.X, self.Y, self.y = X, Y, y
         self.full = batch_size is None or batch_size >= n
         self.size = n if self.full else batch_size
+        self.count = math.ceil(n / self.size) if n else 0  # batches per epoch
         self.augment_shift = augment_shift
+        self.distortion = distortion if distortion is not None and distortion.active else None
+        self._warp = WarpWorkspace(self.size, X.dtype) if self.distortion else None
         self.rng = np.random.default_rng(0) if rng is None else rng
         size = 0 if self.full else self.size
         self._X = np.empty((size, X.shape[1]), X.dtype)
         self._Y = np.empty((size, Y.shape[1]), Y.dtype)
         self._y = np.empty(size, y.dtype)
-        self._shifted = np.empty((self.size if augment_shift else 0, X.shape[1]), X.dtype)
+        augmented = augment_shift or self.distortion
+        self._shifted = np.empty((self.size if augmented else 0, X.shape[1]), X.dtype)
 
     def __iter__(self):
         if self.full:
@@ -116,9 +135,12 @@ class Batches:
             yield self._shift(X), Y, y
 
     def _shift(self, X):
+        out = self._shifted[: len(X)]
+        if self.distortion is not None:
+            return self.distortion.apply(X, self.rng, self.augment_shift, out, self._warp)
         if not self.augment_shift:
             return X
-        return shift_images(X, self.augment_shift, self.rng, out=self._shifted[: len(X)])
+        return shift_images(X, self.augment_shift, self.rng, out=out)
 
 
 @np.errstate(over="ignore", invalid="ignore")  # overflow shows up as divergence below
@@ -135,7 +157,11 @@ def fit(
     reduction="sum",
     weight_decay=0.0,
     lr_schedule="constant",
+    warmup_epochs=0.0,
     augment_shift=0,
+    distortion=None,
+    label_smoothing=0.0,
+    ema=0.0,
     rng=None,
     X_val=None,
     y_val=None,
@@ -150,9 +176,16 @@ def fit(
     """Train ``params`` (:func:`mnistnet.model.init_params`) in place; return a :class:`History`.
 
     ``X`` (n_samples, n_in) has the parameters' dtype, ``y`` labels 0..n_out-1;
-    ``lr`` is the base rate, per epoch through ``lr_schedule``; ``batch_size``
-    None: one full-batch step per epoch. ``X_val``, ``y_val`` (never shown to
-    the optimizer) and ``X_test``, ``y_test`` are scored after every epoch.
+    ``lr`` is the base rate, step by step through ``lr_schedule`` and
+    ``warmup_epochs`` (:func:`mnistnet.optimizers.scheduled_lr`); ``batch_size``
+    None: one full-batch step per epoch. ``augment_shift``, ``distortion`` and
+    ``label_smoothing``: see :class:`Batches`. ``ema`` > 0: the model is the
+    exponential moving average of the weights, updated after every step with
+    that decay (:class:`mnistnet.averaging.ExponentialAverage`); it is what is
+    scored, what early stopping keeps and what ``params`` receive (``resume``
+    does not carry it: a run with ``ema`` cannot be resumed). ``X_val``,
+    ``y_val`` (never shown to the optimizer) and ``X_test``, ``y_test`` are
+    scored after every epoch.
 
     ``early_stopping`` (epochs of patience, 0: off) stops when the validation
     loss has not fallen for that many epochs; with it, ``params`` end with the
@@ -170,29 +203,46 @@ def fit(
     if X.dtype != dtype:
         raise ValueError(f"X has dtype {X.dtype}, the parameters {dtype}")
     rng = np.random.default_rng(0) if rng is None else rng
+    if ema and resume is not None:
+        raise ValueError("a run with a moving average (ema) cannot be resumed")
     theta, views = model.pack(params)  # one vector: an update is a few whole-vector operations
     history, rules = _start(theta, optimizer, rng, resume, early_stopping, target_accuracy, X_val)
-    batches = Batches(X, y, params["W2"].shape[1], batch_size, augment_shift, rng)
+    # the model: the weights, or their moving average (a vector of its own)
+    average = ExponentialAverage(*model.pack(views), ema) if ema else None
+    model_theta, model_views = (average.theta, average.views) if average else (theta, views)
+    batches = Batches(
+        X, y, params["W2"].shape[1], batch_size, augment_shift, rng, distortion, label_smoothing
+    )
     ws = model.Workspace(views, batches.size)
     step = functools.partial(_step, net, views, theta, ws, optimizer, task, reduction, weight_decay)
-    scorers = (_scorer(net, views, X_val, y_val, task), _scorer(net, views, X_test, y_test, task))
+    scorers = (
+        _scorer(net, model_views, X_val, y_val, task),
+        _scorer(net, model_views, X_test, y_test, task),
+    )
+    completed = model_theta.copy() if average else None  # the last finished epoch's average
     start_time = time.perf_counter() - (history.last.seconds if history.last else 0.0)
     end_of_epoch = functools.partial(_end_of_epoch, theta, scorers, len(X), lr, start_time)
+    schedule = functools.partial(scheduled_lr, lr, schedule=lr_schedule, warmup=warmup_epochs)
     try:
         for epoch in range(history.state.epoch + 1, epochs + 1):
-            epoch_lr = scheduled_lr(lr, epoch - 1, epochs, lr_schedule)
-            # forward, backward, update, batch by batch
+            # forward, backward, update, batch by batch, the rate of each step
+            # taken at its middle
             total_loss, correct = 0.0, 0
-            for X_batch, Y_batch, y_batch in batches:
-                loss, hits = step(X_batch, Y_batch, y_batch, epoch_lr)
+            for i, (X_batch, Y_batch, y_batch) in enumerate(batches):
+                step_lr = schedule(epoch - 1 + (i + 0.5) / batches.count, epochs)
+                loss, hits = step(X_batch, Y_batch, y_batch, step_lr)
                 if not math.isfinite(loss):
                     raise _diverged(epoch, lr)
+                if average is not None:
+                    average.update(theta)
                 total_loss += loss
                 correct += hits
             # end of epoch: checks, scores, stopping rules, the state to resume from
-            record = end_of_epoch(epoch, epoch_lr, total_loss, correct)
-            reason = rules.after_epoch(record, theta)
+            record = end_of_epoch(epoch, step_lr, total_loss, correct)
+            reason = rules.after_epoch(record, model_theta)
             history.records.append(record)  # then the state: Ctrl-C between cuts the record
+            if completed is not None:
+                np.copyto(completed, model_theta)
             history.state = TrainingState.take(epoch, theta, optimizer, rng)
             if on_epoch is not None:
                 on_epoch(record)
@@ -204,7 +254,7 @@ def fit(
     except KeyboardInterrupt:  # a saved model must match its history
         history.interrupted, history.stop_reason = True, "interrupted"
     finally:
-        _finish(history, rules, theta, views, params)
+        _finish(history, rules, theta, views, params, completed)
     return history
 
 
@@ -229,15 +279,17 @@ def _start(theta, optimizer, rng, resume, patience, target, X_val):
     return history, StoppingRules(patience, target, metric, best=best, reached=reached)
 
 
-def _finish(history, rules, theta, views, params):
+def _finish(history, rules, theta, views, params, average=None):
     """Put the weights to keep into ``params``: the best epoch's, else the last finished one's.
 
     After Ctrl-C the history is cut back to the last epoch whose state was
     taken, so the weights, the history and the state always agree.
+    ``average``: the moving average at the last finished epoch, the model's
+    weights when there is one.
     """
     state = history.state
     del history.records[state.epoch :]
-    np.copyto(theta, state.theta)
+    np.copyto(theta, state.theta if average is None else average)
     history.weights_epoch = state.epoch or None
     if rules.best_theta is not None and rules.best_epoch <= state.epoch:
         np.copyto(theta, rules.best_theta)

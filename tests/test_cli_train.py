@@ -132,6 +132,38 @@ def test_modern_recipe_learns_ten_classes_on_the_real_sample(tmp_path):
     assert json.loads(result.stdout)["metrics"]["test"]["accuracy"] >= 0.85
 
 
+BEST_INGREDIENTS = {
+    "--optimizer": "nesterov",
+    "--lr-schedule": "onecycle",
+    "--warmup-epochs": "0.5",
+    "--augment-shift": "1",
+    "--augment-rotate": "10",
+    "--augment-scale": "0.1",
+    "--augment-shear": "0.2",
+    "--elastic-alpha": "15",
+    "--elastic-sigma": "4",
+    "--label-smoothing": "0.1",
+    "--ema": "0.9",
+}
+
+
+def test_every_ingredient_of_the_best_recipes_together_learns_and_repeats(tmp_path):
+    flags = [x for pair in BEST_INGREDIENTS.items() for x in pair]
+    args = ["train-multiclass", "--dataset", "mnist-sample", "--samples-per-class", 300,
+            "--lr", "0.5", "--batch-size", 64, "--reduction", "mean", "--pixels", "unit",
+            "--dtype", "float32", "--init", "xavier", "--hidden", 64, "--epochs", 5,
+            *flags, "--json", "--no-plots", "--quiet"]  # fmt: skip
+    reports = [json.loads(run(*args, "--out", tmp_path / n).stdout) for n in ("a", "b")]
+    assert reports[0]["metrics"]["test"]["accuracy"] >= 0.85
+    config = reports[0]["config"]
+    for flag, value in BEST_INGREDIENTS.items():
+        recorded = config[flag[2:].replace("-", "_")]
+        assert recorded == (value if isinstance(recorded, str) else float(value))
+    a, _ = load_model(tmp_path / "a" / "model.npz")
+    b, _ = load_model(tmp_path / "b" / "model.npz")
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
 def test_same_options_give_identical_weights(tmp_path, idx_dataset):
     args = [
         "train-binary",

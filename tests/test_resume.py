@@ -76,6 +76,24 @@ def test_stopped_then_resumed_is_the_uninterrupted_run(tmp_path, idx_dataset, op
     _assert_same(_saved(tmp_path / "whole"), _saved(tmp_path / "parts"))
 
 
+def test_the_best_recipes_ingredients_resume_exactly(tmp_path, idx_dataset):
+    """Nesterov, the per-step one-cycle rate with its warmup, distortions and label smoothing."""
+    args = ["--optimizer", "nesterov", "--lr", "0.2", "--batch-size", "8", "--lr-schedule",
+            "onecycle", "--warmup-epochs", "1.5", "--augment-rotate", "10", "--elastic-alpha",
+            "8", "--augment-shift", "1", "--label-smoothing", "0.1"]  # fmt: skip
+    _train(idx_dataset, tmp_path / "whole", *args, "--epochs", "4")
+    _train(idx_dataset, tmp_path / "parts", *args, "--epochs", "1")
+    _resume(tmp_path / "parts", "--epochs", "4")
+    _assert_same(_saved(tmp_path / "whole"), _saved(tmp_path / "parts"))
+
+
+def test_a_run_with_a_moving_average_is_not_resumed(tmp_path, idx_dataset):
+    _train(idx_dataset, tmp_path / "r", *RECIPES["momentum"], "--ema", "0.9", "--epochs", "2")
+    result = run("train-multiclass", "--resume", tmp_path / "r", "--epochs", "3")
+    assert result.exit_code == 2, result.output
+    assert "trained with --ema" in result.stderr and "Traceback" not in result.output
+
+
 def _interrupt_in_epoch(monkeypatch, epoch):
     """Ctrl-C in the middle of ``epoch`` (its first mini-batch has been trained on)."""
     real_step = training._step
