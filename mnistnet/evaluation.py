@@ -55,17 +55,20 @@ class EvaluationReport:
     min_accuracy: float | None = None
     passed: bool | None = None  # accuracy >= min_accuracy; None without one
     plots: list | None = None  # the pictures drawn of this evaluation, if any
+    tta: dict | None = None  # shift, copies: scored with test-time augmentation
 
     def to_dict(self):
-        """The ``evaluate --json`` document (``plots`` only when pictures were drawn)."""
+        """The ``evaluate --json`` document (``plots`` only when pictures were drawn,
+        ``tta`` only with test-time augmentation)."""
         doc = {"schema": EVALUATION_SCHEMA}
         doc.update((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
-        if self.plots is None:
-            del doc["plots"]
+        for optional in ("plots", "tta"):
+            if doc[optional] is None:
+                del doc[optional]
         return doc
 
 
-def evaluate(model_path, params, meta, data, min_accuracy=None):
+def evaluate(model_path, params, meta, data, min_accuracy=None, tta_shift=0):
     """Score the model ``(params, meta)`` read from ``model_path`` on ``data``.
 
     Parameters
@@ -76,6 +79,9 @@ def evaluate(model_path, params, meta, data, min_accuracy=None):
     data : pipeline.TaskData, prepared as the model was trained (classes, pixels, dtype)
     min_accuracy : float, optional
         A threshold: ``report.passed`` says whether the accuracy reaches it.
+    tta_shift : int
+        > 0: test-time augmentation, each image scored by the mean probabilities
+        of itself and its four copies moved by that many pixels (:mod:`mnistnet.tta`).
 
     Returns
     -------
@@ -87,9 +93,16 @@ def evaluate(model_path, params, meta, data, min_accuracy=None):
     from mnistnet.training import score
 
     task = meta["task"]
+    tta_info = None
     threads = parallel.resolve_threads(None, len(data), params["W1"].shape[1])
     with parallel.network(threads) as net:
-        loss, accuracy, P = score(params, data.X, data.y, task, net=net)
+        if tta_shift:
+            from mnistnet import tta
+
+            loss, accuracy, P = tta.score(params, data.X, data.y, task, tta_shift, net)
+            tta_info = {"shift": tta_shift, "copies": len(tta.offsets(tta_shift))}
+        else:
+            loss, accuracy, P = score(params, data.X, data.y, task, net=net)
     names = display_names(meta)
     classes = list(meta["classes"])
     cm = metrics.confusion_matrix(data.y, predict(P), len(classes))
@@ -119,6 +132,7 @@ def evaluate(model_path, params, meta, data, min_accuracy=None):
         ],
         min_accuracy=min_accuracy,
         passed=None if min_accuracy is None else accuracy >= min_accuracy,
+        tta=tta_info,
     )
 
 

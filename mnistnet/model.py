@@ -280,8 +280,11 @@ def hidden_grads(X, A1, D2, params, grads, D1, work, ones, decay):
         grads["W2"] += decay * params["W2"]
 
 
-def predict_proba(params, X, task, batch_size=4096):
+def predict_proba(params, X, task, batch_size=4096, net=None):
     """Output probabilities for many samples, computed in chunks to bound memory.
+
+    ``net`` computes the forward pass: this module (None), or a
+    :class:`mnistnet.parallel.SplitNetwork` for more threads.
 
     Returns
     -------
@@ -292,9 +295,10 @@ def predict_proba(params, X, task, batch_size=4096):
     n = X.shape[0]
     out = np.empty((n, params["W2"].shape[1]), dtype=params["W1"].dtype)
     ws = Workspace(params, min(batch_size, max(n, 1)))
+    forward_pass = forward if net is None else net.forward
     with one_blas_thread():  # as in training: OpenBLAS's threads spin, and collapse when shared
         for start in range(0, n, batch_size):
-            P, _ = forward(params, X[start : start + batch_size], task, ws)
+            P, _ = forward_pass(params, X[start : start + batch_size], task, ws)
             out[start : start + len(P)] = P
     return out
 

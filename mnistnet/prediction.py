@@ -37,7 +37,7 @@ from mnistnet.plots import display_names
 SCHEMA = "mnistnet-predictions/1"
 
 
-def predict_proba(params, meta, images):
+def predict_proba(params, meta, images, tta_shift=0):
     """Class probabilities of 28x28 images under a loaded model.
 
     Parameters
@@ -45,6 +45,9 @@ def predict_proba(params, meta, images):
     params, meta : the two values of :func:`mnistnet.checkpoint.load_model`
     images : ndarray of shape (n, 28, 28), uint8, white ink on black
         (as :func:`mnistnet.images.to_mnist` makes them)
+    tta_shift : int
+        > 0: test-time augmentation, the mean probabilities of each image and
+        its four copies moved by that many pixels (:mod:`mnistnet.tta`).
 
     Returns
     -------
@@ -57,7 +60,12 @@ def predict_proba(params, meta, images):
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"expected images of shape (n, 28, 28), found {images.shape}")
     X = prepare_inputs(images, meta["pixels"], np.dtype(meta["dtype"]).type)
-    P = network_proba(params, X, meta["task"]).astype(np.float64)
+    if tta_shift:
+        from mnistnet import tta
+
+        P = tta.predict_proba(params, X, meta["task"], tta_shift).astype(np.float64)
+    else:
+        P = network_proba(params, X, meta["task"]).astype(np.float64)
     if meta["task"] == "binary":
         return np.column_stack([1 - P[:, 0], P[:, 0]])
     return P
@@ -208,8 +216,9 @@ def _preprocess(picture, preprocess, convention, split):
     return to_mnist(pixels, convention, name=name)[None], None
 
 
-def answer(params, meta, prepared, top=2):
-    """Classify every prepared image in one pass of the network.
+def answer(params, meta, prepared, top=2, tta_shift=0):
+    """Classify every prepared image in one pass of the network (``tta_shift``: as
+    :func:`predict_proba`).
 
     Returns
     -------
@@ -219,7 +228,7 @@ def answer(params, meta, prepared, top=2):
     counts = [len(p.images) for p in prepared]
     if not prepared:
         return [], []
-    P_all = predict_proba(params, meta, np.concatenate([p.images for p in prepared]))
+    P_all = predict_proba(params, meta, np.concatenate([p.images for p in prepared]), tta_shift)
     P = np.split(P_all, np.cumsum(counts)[:-1])
     entries = [
         entry(p.path, p.index, Pi[0], meta, top)

@@ -78,7 +78,7 @@ SCHEMA = {
     "min_accuracy": (float, int, type(None)),
     "passed": (bool, type(None)),
 }
-OPTIONAL = {"plots": [str]}
+OPTIONAL = {"plots": [str], "tta": {"shift": int, "copies": int}}
 
 
 def check_schema(value, schema, where="$", optional=None):

@@ -235,6 +235,25 @@ def test_preprocess_none_takes_images_as_they_are(model, test_digits, tmp_path):
     assert "big.png: is 40x40" in result.stderr
 
 
+def test_tta_shift_averages_over_shifted_copies(model, test_digits, tmp_path):
+    from mnistnet import tta
+    from mnistnet.checkpoint import load_model
+    from mnistnet.data import prepare_inputs
+
+    images, _ = test_digits
+    np.save(tmp_path / "raw.npy", images[:20])
+    doc = predict_json(model, tmp_path / "raw.npy", "--preprocess", "none", "--tta-shift", "2")
+    assert doc["tta"] == {"shift": 2, "copies": 5}
+    params, meta = load_model(model)
+    X = prepare_inputs(images[:20], meta["pixels"], np.dtype(meta["dtype"]).type)
+    P = tta.predict_proba(params, X, meta["task"], 2)
+    got = [e["probability"] for e in doc["predictions"]]
+    np.testing.assert_allclose(got, P.max(axis=1), rtol=1e-6)
+    plain = predict_json(model, tmp_path / "raw.npy", "--preprocess", "none")
+    assert "tta" not in plain
+    assert [e["probability"] for e in plain["predictions"]] != got
+
+
 # --- errors and exit codes ---------------------------------------------------------------
 
 

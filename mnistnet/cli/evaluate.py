@@ -73,12 +73,30 @@ def _finite(ctx, param, value):
     metavar="DIR",
     help="Also write the pictures of this evaluation (PNG) into DIR.",
 )
+@click.option(
+    "--tta-shift",
+    type=click.IntRange(0, 8),
+    default=0,
+    metavar="N",
+    help="Test-time augmentation: average the probabilities of each image and its 4 copies "
+    "moved by N pixels up, down, left and right (0: off).  [default: 0; 0<=x<=8]",
+)
 @click.option("--info", "show_info", is_flag=True, help="Only show the metadata (as `info`).")
 @json_option
 @quiet_option
 @handle_errors
 def evaluate(
-    model, dataset, data_dir, mirrors, split, min_accuracy, plots_dir, show_info, as_json, quiet
+    model,
+    dataset,
+    data_dir,
+    mirrors,
+    split,
+    min_accuracy,
+    plots_dir,
+    tta_shift,
+    show_info,
+    as_json,
+    quiet,
 ):
     """Score a saved model on the images of its task.
 
@@ -113,7 +131,7 @@ def evaluate(
     console.print(
         f"Scoring {literal(model)} on {len(data):,} {split} images of {literal(data.dataset)}"
     )
-    report = evaluation.evaluate(model, params, meta, data, min_accuracy)
+    report = evaluation.evaluate(model, params, meta, data, min_accuracy, tta_shift)
     if plots_dir is not None:
         from mnistnet import plots
 

@@ -61,10 +61,18 @@ from mnistnet.fileio import check_writable_dir
     help="auto: make each image look like MNIST (see the README); "
     "none: take 28x28 images as they are.",
 )
+@click.option(
+    "--tta-shift",
+    type=click.IntRange(0, 8),
+    default=0,
+    metavar="N",
+    help="Test-time augmentation: average the probabilities of each image and its 4 copies "
+    "moved by N pixels up, down, left and right (0: off).  [default: 0; 0<=x<=8]",
+)
 @json_option
 @quiet_option
 @handle_errors
-def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet):
+def predict(model, paths, split, top, show, save_dir, preprocess, tta_shift, as_json, quiet):
     """Classify your own images of digits with a trained model.
 
     PATH is a picture (PNG, JPEG, BMP, GIF, TIFF, WebP; any size, colour or
@@ -109,7 +117,7 @@ def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet
         prediction.prepare(files, preprocess, convention, split, keep=MAX_ROWS if show else 0)
     )
     top = min(top, len(meta["classes"]))
-    P, entries = prediction.answer(params, meta, prepared, top)
+    P, entries = prediction.answer(params, meta, prepared, top, tta_shift)
 
     if save_dir is not None:
         written = _save_preprocessed(prepared, save_dir)
@@ -127,6 +135,7 @@ def predict(model, paths, split, top, show, save_dir, preprocess, as_json, quiet
                 "preprocess": preprocess,
                 "convention": convention,
                 "predictions": entries,
+                **({"tta": {"shift": tta_shift, "copies": 5}} if tta_shift else {}),
             }
         )
     elif not quiet:
