@@ -128,6 +128,10 @@ def test_repo_configs_are_valid():
         "multiclass-notebook.toml",
         "binary-fast.toml",
         "multiclass-fast.toml",
+        "multiclass-best.toml",
+        "multiclass-quick.toml",
+        "binary-best.toml",
+        "fashion-best.toml",
     }
     for f in files:
         values = read_config_file(f)
