@@ -41,21 +41,23 @@ QUICK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # PyTorch's MNIST example's Normalize
 
 
-def _quick_config(path, data_dir, target_free=True):
+def _quick_config(path, data_dir, target_free=True, threads=None):
     from mnistnet.config import SETTINGS, read_config_file, resolve_config
 
     values = read_config_file(path)
     values.update(dataset="idx", data_dir=data_dir, out=os.devnull)
+    if threads is not None:  # mnistnet's own threads (BLAS stays on one)
+        values["threads"] = threads
     if target_free and "target_accuracy" in SETTINGS:  # run the whole schedule
         values.pop("target_accuracy", None)
     return resolve_config("multiclass", values)
 
 
-def run_mnistnet(config_path, data_dir):
-    """The quick recipe: [(seconds, accuracy)] per epoch."""
+def run_mnistnet(config_path, data_dir, threads=None):
+    """The quick recipe on ``threads`` threads (``--threads``): [(seconds, accuracy)] per epoch."""
     from mnistnet import experiment
 
-    config = _quick_config(config_path, data_dir)
+    config = _quick_config(config_path, data_dir, threads=threads)
     train, _, test = experiment.load_data(config)
     curve = []
     experiment.run_training(config, train, test, lambda r: curve.append((r.seconds, r.test_acc)))
@@ -200,16 +202,18 @@ def main():
     parser.add_argument("--data-dir", required=True, help="the validation dataset (IDX files)")
     parser.add_argument("--config", default=os.path.normpath(QUICK), help="mnistnet's recipe")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each recipe, alternating")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and PyTorch threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="mnistnet's --threads, PyTorch's and BLAS's threads")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--worker", choices=RECIPES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        extra = {"threads": args.threads} if args.worker == "mnistnet" else {}
         if args.worker != "mnistnet":
             import torch
 
             torch.set_num_threads(args.threads)
-        print(json.dumps(WORKERS[args.worker](args.config, args.data_dir)))
+        print(json.dumps(WORKERS[args.worker](args.config, args.data_dir, **extra)))
         return
     recipes, note = list(RECIPES), ""
     if importlib.util.find_spec("torch") is None:

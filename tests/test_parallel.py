@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mnistnet import model, parallel
+from mnistnet.augment import Distortion
 from mnistnet.optimizers import make_optimizer
 from mnistnet.training import fit, score
 
@@ -185,6 +186,21 @@ def test_adam_and_full_batch_on_threads_match_one_thread():
     plain, _, _ = _train(1, dtype=np.float64, **kwargs)
     for name in model.PARAM_NAMES:
         np.testing.assert_allclose(split[name], plain[name], rtol=1e-9, atol=1e-12)
+
+
+def test_the_recipes_ingredients_on_threads_match_one_thread():
+    # nesterov, warmup and one-cycle, shifts and distortions, label smoothing and the
+    # moving average act around the passes: the split computes the same run
+    kwargs = dict(lr=0.5, lr_schedule="onecycle", warmup_epochs=0.5, augment_shift=1,
+                  distortion=Distortion(rotate=10, scale=0.1, elastic_alpha=8),
+                  label_smoothing=0.1, ema=0.9)  # fmt: skip
+    split, split_history, _ = _train(2, np.float64, optimizer=make_optimizer("nesterov"), **kwargs)
+    plain, history, _ = _train(1, np.float64, optimizer=make_optimizer("nesterov"), **kwargs)
+    for name in model.PARAM_NAMES:
+        np.testing.assert_allclose(split[name], plain[name], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(split_history.column("test_loss"), history.column("test_loss"))
+    bare, _, _ = _train(1, np.float64, optimizer=make_optimizer("nesterov"), lr=0.5)
+    assert not np.allclose(bare["W2"], plain["W2"])  # the ingredients changed the run
 
 
 def test_products_run_on_one_blas_thread_in_training_scoring_and_prediction(monkeypatch):
