@@ -130,6 +130,18 @@ def open_run(config, overwrite=False):
     )
 
 
+def initial_params(config):
+    """The network ``config`` starts from: ``init`` drawn with ``seed``, in ``dtype``."""
+    return model.init_params(
+        N_INPUTS,
+        config.hidden,
+        N_OUTPUTS[config.task],
+        method=config.init,
+        seed=config.seed,
+        dtype=np.dtype(config.dtype),
+    )
+
+
 def run_training(config, train, test, on_epoch=None, *, validation=None, resume=None):
     """Train a network on ``train`` as ``config`` says; score it on every split.
 
@@ -143,14 +155,7 @@ def run_training(config, train, test, on_epoch=None, *, validation=None, resume=
     last update's result).
     """
     if resume is None:
-        params = model.init_params(
-            N_INPUTS,
-            config.hidden,
-            N_OUTPUTS[config.task],
-            method=config.init,
-            seed=config.seed,
-            dtype=np.dtype(config.dtype),
-        )
+        params = initial_params(config)
     else:
         params = {name: value.copy() for name, value in resume.params.items()}
     optimizer = make_optimizer(config.optimizer, momentum=config.momentum)

@@ -32,7 +32,6 @@ import numpy as np
 from mnistnet import model
 from mnistnet.optimizers import make_optimizer
 from mnistnet.parallel import one_blas_thread
-from mnistnet.tasks import N_INPUTS, N_OUTPUTS
 from mnistnet.training import DIVERGED_LOSS, Batches, _step  # one training step, as fit takes it
 
 MEAN_RANGE = (1e-6, 10.0)
@@ -201,16 +200,10 @@ def range_test_for(config, train, *, lr_min=None, lr_max=None, steps=None):
     run of ``config`` starts with; ``train`` is its training split (a
     :class:`mnistnet.pipeline.TaskData`, without the validation images).
     """
-    params = model.init_params(
-        N_INPUTS,
-        config.hidden,
-        N_OUTPUTS[config.task],
-        method=config.init,
-        seed=config.seed,
-        dtype=np.dtype(config.dtype),
-    )
+    from mnistnet.experiment import initial_params  # the data and files side: only here
+
     return lr_range_test(
-        params,
+        initial_params(config),
         train.X,
         train.y,
         task=config.task,
