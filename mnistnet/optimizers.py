@@ -59,12 +59,16 @@ class Momentum:
         self.velocity = None
 
     def update(self, theta, grad, lr):
+        theta += self._advance(theta, grad)
+
+    def _advance(self, theta, grad):
+        """``v <- mu * v - lr * g`` in place (``grad`` is ``lr * g``); returns ``v``."""
         if self.velocity is None:
             self.velocity = np.zeros_like(theta)
         v = self.velocity
         v *= self.momentum
-        v -= grad  # grad is lr * g
-        theta += v
+        v -= grad
+        return v
 
 
 class Nesterov(Momentum):
@@ -77,11 +81,7 @@ class Nesterov(Momentum):
     """
 
     def update(self, theta, grad, lr):
-        if self.velocity is None:
-            self.velocity = np.zeros_like(theta)
-        v = self.velocity
-        v *= self.momentum
-        v -= grad  # grad is lr * g
+        v = self._advance(theta, grad)
         theta -= grad
         np.multiply(v, self.momentum, out=grad)  # grad is scratch now
         theta += grad

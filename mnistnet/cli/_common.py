@@ -128,3 +128,15 @@ def json_option(func):
     return click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
     )(func)
+
+
+def tta_option(func):
+    """``--tta-shift N`` of ``evaluate`` and ``predict`` (see :mod:`mnistnet.tta`)."""
+    return click.option(
+        "--tta-shift",
+        type=click.IntRange(0, 8),
+        default=0,
+        metavar="N",
+        help="Test-time augmentation: average the probabilities of each image and its 4 copies "
+        "moved by N pixels up, down, left and right (0: off).  [default: 0; 0<=x<=8]",
+    )(func)

@@ -22,7 +22,13 @@ import sys
 
 import click
 
-from mnistnet.cli._common import dataset_options, handle_errors, json_option, quiet_option
+from mnistnet.cli._common import (
+    dataset_options,
+    handle_errors,
+    json_option,
+    quiet_option,
+    tta_option,
+)
 from mnistnet.errors import EXIT_BELOW_THRESHOLD, ConfigError
 from mnistnet.fileio import check_writable_dir
 
@@ -73,14 +79,7 @@ def _finite(ctx, param, value):
     metavar="DIR",
     help="Also write the pictures of this evaluation (PNG) into DIR.",
 )
-@click.option(
-    "--tta-shift",
-    type=click.IntRange(0, 8),
-    default=0,
-    metavar="N",
-    help="Test-time augmentation: average the probabilities of each image and its 4 copies "
-    "moved by N pixels up, down, left and right (0: off).  [default: 0; 0<=x<=8]",
-)
+@tta_option
 @click.option("--info", "show_info", is_flag=True, help="Only show the metadata (as `info`).")
 @json_option
 @quiet_option

@@ -16,7 +16,7 @@ import os
 
 import click
 
-from mnistnet.cli._common import handle_errors, json_option, quiet_option
+from mnistnet.cli._common import handle_errors, json_option, quiet_option, tta_option
 from mnistnet.errors import MnistnetError
 from mnistnet.fileio import check_writable_dir
 
@@ -61,14 +61,7 @@ from mnistnet.fileio import check_writable_dir
     help="auto: make each image look like MNIST (see the README); "
     "none: take 28x28 images as they are.",
 )
-@click.option(
-    "--tta-shift",
-    type=click.IntRange(0, 8),
-    default=0,
-    metavar="N",
-    help="Test-time augmentation: average the probabilities of each image and its 4 copies "
-    "moved by N pixels up, down, left and right (0: off).  [default: 0; 0<=x<=8]",
-)
+@tta_option
 @json_option
 @quiet_option
 @handle_errors
