@@ -225,18 +225,10 @@ def fit(
     schedule = functools.partial(scheduled_lr, lr, schedule=lr_schedule, warmup=warmup_epochs)
     try:
         for epoch in range(history.state.epoch + 1, epochs + 1):
-            # forward, backward, update, batch by batch, the rate of each step
-            # taken at its middle
-            total_loss, correct = 0.0, 0
-            for i, (X_batch, Y_batch, y_batch) in enumerate(batches):
-                step_lr = schedule(epoch - 1 + (i + 0.5) / batches.count, epochs)
-                loss, hits = step(X_batch, Y_batch, y_batch, step_lr)
-                if not math.isfinite(loss):
-                    raise _diverged(epoch, lr)
-                if average is not None:
-                    average.update(theta)
-                total_loss += loss
-                correct += hits
+            # forward, backward, update, batch by batch
+            total_loss, correct, step_lr = _train_epoch(
+                batches, step, schedule, epoch, epochs, lr, theta, average
+            )
             # end of epoch: checks, scores, stopping rules, the state to resume from
             record = end_of_epoch(epoch, step_lr, total_loss, correct)
             reason = rules.after_epoch(record, model_theta)
@@ -256,6 +248,25 @@ def fit(
     finally:
         _finish(history, rules, theta, views, params, completed)
     return history
+
+
+def _train_epoch(batches, step, schedule, epoch, epochs, lr, theta, average):
+    """One epoch of steps; returns the summed loss, the hits and the last step's rate.
+
+    Each step's rate is the schedule's at the middle of that step. The moving
+    ``average`` (if any) follows the weights after every step.
+    """
+    total_loss, correct = 0.0, 0
+    for i, (X_batch, Y_batch, y_batch) in enumerate(batches):
+        step_lr = schedule(epoch - 1 + (i + 0.5) / batches.count, epochs)
+        loss, hits = step(X_batch, Y_batch, y_batch, step_lr)
+        if not math.isfinite(loss):
+            raise _diverged(epoch, lr)
+        if average is not None:
+            average.update(theta)
+        total_loss += loss
+        correct += hits
+    return total_loss, correct, step_lr
 
 
 def _start(theta, optimizer, rng, resume, patience, target, X_val):
