@@ -86,7 +86,7 @@ def load_run(path):
     return Run(path, name, meta, history)
 
 
-def compare_runs(paths, metric=None):
+def compare_runs(paths, metric=None, *, at_least=2):
     """Compare the runs in the folders ``paths``.
 
     ``metric`` (a key of :data:`METRICS`) defaults to ``val_acc`` when every
@@ -103,12 +103,12 @@ def compare_runs(paths, metric=None):
     Raises
     ------
     CompareError
-        Fewer than two runs, runs of different tasks, classes or data, or a
-        metric no run measured.
+        Fewer than ``at_least`` runs (a sweep summarises a single one), runs of
+        different tasks, classes or data, or a metric no run measured.
     """
     runs = [load_run(p) for p in paths]
-    if len(runs) < 2:
-        raise CompareError("compare needs at least two run folders")
+    if len(runs) < at_least:
+        raise CompareError(f"compare needs at least {at_least} run folders")
     _check_comparable(runs)
     _unique_names(runs)
     metric = metric or _default_metric(runs)

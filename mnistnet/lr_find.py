@@ -187,8 +187,13 @@ def suggest(smoothed):
     """
     lowest = int(np.argmin(smoothed)) if len(smoothed) else 0
     fall = smoothed[0] - smoothed[lowest] if len(smoothed) else 0.0
-    if lowest < 2 or fall <= MIN_FALL * smoothed[0]:
-        return None, "none: the loss never fell; widen the range (a larger lr_max)"
+    if lowest < 2:
+        return None, "the loss rose from the first steps: start lower (a smaller lr_min)"
+    if fall <= MIN_FALL * smoothed[0]:
+        return None, (
+            f"the loss fell by less than {MIN_FALL:.0%} of its first value over the range: "
+            "widen it (a larger lr_max)"
+        )
     reached = smoothed[: lowest + 1] <= smoothed[0] - FALL * fall
     return int(np.argmax(reached)), RULE
 

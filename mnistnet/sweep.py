@@ -301,7 +301,7 @@ def summarize(runs, outcomes=(), metric=None):
     """The sweep's results: ``(rows, comparison)``.
 
     ``comparison`` is :func:`mnistnet.compare.compare_runs` of the finished
-    runs (None with fewer than two, or runs that do not compare, such as a
+    runs (None with none, or runs that do not compare, such as a
     grid over datasets). ``rows`` has one dict per run: its name, its
     values, ``out``, ``status`` (``done``, ``failed`` with ``error``, or
     ``missing``: not run, the sweep was stopped) and, from the comparison,
@@ -313,9 +313,9 @@ def summarize(runs, outcomes=(), metric=None):
     failed = {o.run.name: o.error for o in outcomes if o.returncode != 0}
     done = [run for run in runs if run.name not in failed and run_state(run) == "done"]
     comparison = None
-    if len(done) >= 2:
+    if done:
         with contextlib.suppress(CompareError):
-            comparison = compare_runs([run.out for run in done], metric)
+            comparison = compare_runs([run.out for run in done], metric, at_least=1)
     results = {row["path"]: row for row in comparison.rows} if comparison else {}
     rows = []
     for run in runs:

@@ -97,7 +97,8 @@ def test_runs_on_other_data_are_refused(runs, tmp_path, make_idx_dataset):
 
 
 def test_bad_arguments(runs, tmp_path):
-    assert run("compare", runs["0.1"]).exit_code == 1  # one run: nothing to compare
+    single = run("compare", runs["0.1"])  # one run: nothing to compare, a usage error
+    assert single.exit_code == 2 and "at least two run folders" in single.stderr
     result = run("compare", runs["0.1"], tmp_path)
     assert result.exit_code == 1 and "model.npz: no such file" in result.stderr
     result = run("compare", runs["0.1"], runs["binary"] / "model.npz")

@@ -78,7 +78,7 @@ def test_the_weights_given_are_not_changed(blobs):
 def test_no_suggestion_when_the_loss_never_falls(blobs):
     X, y = blobs
     test = _range_test(X, y, lr_min=1e-14, lr_max=1e-13, steps=20)
-    assert test.suggestion is None and test.index is None and "never fell" in test.rule
+    assert test.suggestion is None and test.index is None and "fell by less than 5%" in test.rule
 
 
 def test_smoothing_window_spans_a_third_of_a_decade():
@@ -130,7 +130,7 @@ def test_cli_when_nothing_falls_exit_1(tmp_path):
     result = run("lr-find", *SAMPLE, "--lr-min", "1e-14", "--lr-max", "1e-13", "--steps", "20",
                  "--out", tmp_path)  # fmt: skip
     assert result.exit_code == 1
-    assert "Error: no learning rate to suggest: none: the loss never fell" in result.stderr
+    assert "Error: no learning rate to suggest: the loss fell by less than 5%" in result.stderr
     assert "(--lr-max)" in result.stderr
 
 
@@ -141,3 +141,10 @@ def test_help_lists_the_training_options_and_its_own():
                  "--lr-min X", "--lr-max X", "--steps N", "--json", "--config FILE"):  # fmt: skip
         assert flag in result.output
     assert "Accepted, so a training command line works as it is; not used here." in result.output
+
+
+def test_cli_quiet_prints_nothing(tmp_path):
+    result = run("lr-find", *SAMPLE, "--digits", 5, 8, "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == ""
+    assert (tmp_path / "lr-find.png").exists()

@@ -115,9 +115,7 @@ def test_a_sweep_runs_every_combination_reports_failures_and_resumes(base, tmp_p
     args = ["sweep", "--config", base, "--grid", "lr=0.05,0.1,1e30", "--jobs", "2", "--out", out]
     result = run(*args, "--no-plots", "--json")
     assert result.exit_code == 1, result.output  # the lr of 1e30 diverges
-    assert "1 of 3 runs failed; the first, lr-1e30_seed-29: Error: training diverged" in (
-        result.stderr
-    )
+    assert "1 of 3 runs failed; the first, lr-1e30_seed-29: training diverged" in (result.stderr)
     assert _folders(out) == ["lr-0.05_seed-29", "lr-0.1_seed-29"]  # the failed run: nothing
     good = out / "lr-0.1_seed-29"
     assert {"model.npz", "history.csv", "metrics.json"} <= set(os.listdir(good))
@@ -197,3 +195,13 @@ def test_bad_sweep_options_are_usage_errors(base, tmp_path):
     result = run("sweep", "--config", base, "--jobs", "0", "--out", tmp_path)
     assert result.exit_code == 2
     assert "'0' is not a whole number from 1 to 1024 or 'auto'" in result.stderr
+
+
+def test_a_single_run_is_summarised_and_quiet_prints_nothing(base, tmp_path):
+    out = tmp_path / "one"
+    result = run("sweep", "--config", base, "--out", out, "--no-plots", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["runs"]
+    assert row["status"] == "done" and row["final"] is not None and row["epochs"] == 2
+    again = run("sweep", "--config", base, "--out", out, "--no-plots", "--quiet")
+    assert again.exit_code == 0 and again.stdout == "" and again.stderr == ""

@@ -43,6 +43,8 @@ def compare(run_dirs, metric, out, no_plots, quiet, as_json):
     from mnistnet.console import print_json
     from mnistnet.fileio import check_writable_dir
 
+    if len(run_dirs) < 2:
+        raise click.UsageError("compare needs at least two run folders")
     comparison = compare_runs(run_dirs, metric)
     name = f"compare-{comparison.metric}.png"
     plot = None

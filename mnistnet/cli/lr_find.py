@@ -131,7 +131,7 @@ def _lr_find(options):
         plot = plot_lr_find(test, out, f"{_title(config)} on {config.dataset}")
     if switches["as_json"]:
         print_json(_document(config, test, plot))
-    else:
+    elif not switches["quiet"]:
         _render(test, plot, config)
     if test.suggestion is None:
         raise MnistnetError(f"no learning rate to suggest: {test.rule}", setting="lr_max")

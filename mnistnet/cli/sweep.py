@@ -154,8 +154,8 @@ def _run(sweeps, runs, todo, plan, out, console, as_json, keys):
     check_writable_dir(out, "--out", sweeps.SUMMARY_FILES)
     if todo:
         console.print(
-            f"Running {len(todo)} runs, {plan['jobs']} at a time, {plan['threads']} thread(s) "
-            f"each, in {literal(out)}"
+            f"Running {len(todo)} run{'s' if len(todo) > 1 else ''}, {plan['jobs']} at a time, "
+            f"{plan['threads']} thread(s) each, in {literal(out)}"
         )
     with _Progress(console, len(todo)) as progress:
         outcomes = sweeps.run_all(todo, **plan, on_done=progress.done)
@@ -168,12 +168,13 @@ def _run(sweeps, runs, todo, plan, out, console, as_json, keys):
         from mnistnet.cli.compare import plot_comparison
 
         picture = plot_comparison(comparison, out, "sweep.png")
-    _render(sweeps, rows, keys, metric, as_json, picture)
+    if as_json or not console.quiet:
+        _render(sweeps, rows, keys, metric, as_json, picture)
     failed = [row for row in rows if row["status"] == "failed"]
     if failed:
         raise click.ClickException(
             f"{len(failed)} of {len(rows)} runs failed; the first, {failed[0]['run']}: "
-            f"{failed[0]['error']}"
+            f"{failed[0]['error'].removeprefix('Error: ')}"
         )
 
 
