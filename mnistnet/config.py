@@ -129,11 +129,17 @@ class Int:
         """The number, or the word in lower case (a flag never means "unset")."""
         if self.word and text.strip().lower() == self.word:
             return self.word
+        return self.check(_parse(text, (int,), self.expected))
+
+
+def _parse(text, types, expected):
+    """``text`` read as the first of ``types`` that takes it; else :class:`InvalidValue`."""
+    for convert in types:
         try:
-            number = int(text)
+            return convert(text)
         except ValueError:
-            raise InvalidValue(self.expected) from None
-        return self.check(number)
+            continue
+    raise InvalidValue(expected)
 
 
 @dataclass(frozen=True)
@@ -176,11 +182,7 @@ class Float:
         return x
 
     def from_flag(self, text):
-        try:
-            number = float(text)
-        except ValueError:
-            raise InvalidValue(self.expected) from None
-        return self.check(number)
+        return self.check(_parse(text, (float,), self.expected))
 
 
 @dataclass(frozen=True)
@@ -208,14 +210,7 @@ class Holdout:
         raise InvalidValue(self.expected)
 
     def from_flag(self, text):
-        try:
-            number = int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                raise InvalidValue(self.expected) from None
-        return self.check(number)
+        return self.check(_parse(text, (int, float), self.expected))
 
 
 @dataclass(frozen=True)
