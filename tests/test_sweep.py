@@ -205,3 +205,17 @@ def test_a_single_run_is_summarised_and_quiet_prints_nothing(base, tmp_path):
     assert row["status"] == "done" and row["final"] is not None and row["epochs"] == 2
     again = run("sweep", "--config", base, "--out", out, "--no-plots", "--quiet")
     assert again.exit_code == 0 and again.stdout == "" and again.stderr == ""
+
+
+def test_an_interrupted_sweep_says_what_it_kept(base, tmp_path, monkeypatch):
+    out = tmp_path / "stopped"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_all", interrupted)
+    result = run("sweep", "--config", base, "--grid", "lr=0.05,0.1", "--out", out)
+    assert result.exit_code == 130
+    assert "0 of 2 runs are finished" in result.stderr and "the same command runs the rest" in (
+        result.stderr
+    )

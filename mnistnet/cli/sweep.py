@@ -157,8 +157,16 @@ def _run(sweeps, runs, todo, plan, out, console, as_json, keys):
             f"Running {len(todo)} run{'s' if len(todo) > 1 else ''}, {plan['jobs']} at a time, "
             f"{plan['threads']} thread(s) each, in {literal(out)}"
         )
-    with _Progress(console, len(todo)) as progress:
-        outcomes = sweeps.run_all(todo, **plan, on_done=progress.done)
+    try:
+        with _Progress(console, len(todo)) as progress:
+            outcomes = sweeps.run_all(todo, **plan, on_done=progress.done)
+    except KeyboardInterrupt:  # say what was kept; handle_errors gives the exit status
+        kept = sum(sweeps.run_state(run) == "done" for run in runs)
+        console.print(
+            f"{kept} of {len(runs)} runs are finished in {literal(out)} and kept; "
+            "the same command runs the rest."
+        )
+        raise
     rows, comparison = sweeps.summarize(runs, outcomes)
     keys = keys if "seed" in keys else [*keys, "seed"]
     metric = comparison.metric if comparison else None
