@@ -89,7 +89,7 @@ def evaluate(model_path, params, meta, data, min_accuracy=None, tta_shift=0):
     """
     from mnistnet import metrics, parallel
     from mnistnet.model import predict
-    from mnistnet.plots import display_names
+    from mnistnet.tasks import display_names
     from mnistnet.training import score
 
     task = meta["task"]

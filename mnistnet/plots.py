@@ -33,7 +33,7 @@ import numpy as np
 from mnistnet import __version__
 from mnistnet.fileio import atomic_path
 from mnistnet.model import INIT_METHODS, init_params, predict
-from mnistnet.tasks import task_title
+from mnistnet.tasks import display_names, task_title
 
 DPI = 100  # figure sizes below are in inches; pixels = inches * DPI
 SIZES = {  # (width, height) in inches: about 800-1000 pixels, fits a laptop screen
@@ -452,18 +452,6 @@ def initial_W1(meta):
 def _heading(meta, names, data):
     """``"binary 5 vs 8 on mnist-sample test"``: what a picture shows, on which data."""
     return f"{task_title(meta['task'], names)} on {data.dataset} {data.split}"
-
-
-def display_names(meta):
-    """Names of the model's labels in label order, from ``class_names`` or the classes."""
-    classes = meta["classes"]
-    names = meta.get("class_names")
-    if isinstance(names, list) and all(isinstance(s, str) for s in names):
-        if len(names) == len(classes):
-            return list(names)
-        if len(names) == 10:  # the dataset's ten names, indexed by class
-            return [names[c] for c in classes]
-    return [str(c) for c in classes]
 
 
 def _pyplot():

@@ -31,7 +31,7 @@ from mnistnet.evaluation import file_sha256
 from mnistnet.imagefiles import ImageError, read_pictures
 from mnistnet.images import split_digits, to_mnist
 from mnistnet.model import predict_proba as network_proba
-from mnistnet.plots import display_names
+from mnistnet.tasks import display_names
 
 #: Version of the ``predict --json`` document; bumped when a field changes meaning.
 SCHEMA = "mnistnet-predictions/1"

@@ -19,3 +19,15 @@ def task_title(task, class_names):
     if task == "binary":
         return f"binary {class_names[0]} vs {class_names[1]}"
     return "ten classes" if len(class_names) == 10 else f"{len(class_names)} classes"
+
+
+def display_names(meta):
+    """Names of the model's labels in label order, from ``class_names`` or the classes."""
+    classes = meta["classes"]
+    names = meta.get("class_names")
+    if isinstance(names, list) and all(isinstance(s, str) for s in names):
+        if len(names) == len(classes):
+            return list(names)
+        if len(names) == 10:  # the dataset's ten names, indexed by class
+            return [names[c] for c in classes]
+    return [str(c) for c in classes]

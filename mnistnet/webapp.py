@@ -23,8 +23,7 @@ from mnistnet.checkpoint import load_model
 from mnistnet.errors import MnistnetError
 from mnistnet.imagefiles import ImageError, read_picture
 from mnistnet.images import to_mnist
-from mnistnet.plots import display_names
-from mnistnet.tasks import task_title
+from mnistnet.tasks import display_names, task_title
 
 MAX_BODY = 5 * 1024 * 1024  # bytes: a phone photo as JPEG; the page shrinks larger ones
 UPLOAD_NAME = "the posted picture"  # how errors and the answer's "path" name a request's body

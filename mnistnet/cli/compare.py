@@ -67,8 +67,7 @@ def plot_comparison(comparison, out, name):
         (comparison.label(row), run.history["epoch"], run.history.get(comparison.metric, []))
         for run, row in zip(comparison.runs, comparison.rows, strict=True)
     ]
-    from mnistnet.plots import display_names
-    from mnistnet.tasks import task_title
+    from mnistnet.tasks import display_names, task_title
 
     first = comparison.runs[0].meta
     what = task_title(first["task"], display_names(first))

@@ -161,9 +161,8 @@ def _save_preprocessed(prepared, folder):
 
 
 def _show(prepared, P, meta, path):
-    from mnistnet.plots import display_names
     from mnistnet.predict_plots import ShowRow, plot_predictions
-    from mnistnet.tasks import task_title
+    from mnistnet.tasks import display_names, task_title
 
     rows = []
     for p, Pi in zip(prepared, P, strict=True):
@@ -180,7 +179,7 @@ def _print_table(out, entries, meta, top, split):
     from rich.text import Text
 
     from mnistnet.console import escape_control, literal
-    from mnistnet.plots import display_names
+    from mnistnet.tasks import display_names
 
     name_of = dict(zip(meta["classes"], display_names(meta), strict=True))
     table = Table(title_justify="left")

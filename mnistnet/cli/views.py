@@ -9,8 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mnistnet.console import escape_control, literal
-from mnistnet.plots import display_names
-from mnistnet.tasks import task_title
+from mnistnet.tasks import display_names, task_title
 
 # --- evaluate ---------------------------------------------------------------------------
 
