@@ -228,6 +228,20 @@ def _open_array(archive, member, bad):
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise bad(f"{member} uses ZIP compression method {info.compress_type} (not 0 or 8)")
     stream = archive.open(info)
+    dtype, shape, fortran, header_bytes = read_npy_header(stream, member, bad)
+    if dtype.hasobject:
+        raise bad("holds pickled object arrays, which are never loaded (unsafe)")
+    return stream, dtype, shape, fortran, header_bytes
+
+
+def read_npy_header(stream, member, bad):
+    """Read a .npy header from ``stream`` (positioned at its start), within :data:`MAX_NPY_HEADER`.
+
+    Every problem, however the header is broken, is ``bad(message)`` with
+    ``member`` naming the array. Object dtypes are returned: the caller refuses them.
+
+    Returns ``(dtype, shape, fortran_order, header_bytes)``; ``stream`` is left at the data.
+    """
     magic = stream.read(len(_NPY_MAGIC) + 2)
     if len(magic) < 8 or not magic.startswith(_NPY_MAGIC):
         raise bad(f"{member} is not a .npy array")
@@ -263,11 +277,9 @@ def _open_array(archive, member, bad):
         MemoryError,
     ) as exc:
         raise bad(f"{member} has a corrupt .npy header ({_first_line(exc)})") from None
-    if dtype.hasobject:
-        raise bad("holds pickled object arrays, which are never loaded (unsafe)")
     if any(n < 0 for n in shape):
         raise bad(f"{member} has a corrupt .npy header (a negative size)")
-    return stream, dtype, shape, fortran, len(magic) + len(length_field) + length
+    return dtype, shape, fortran, len(magic) + len(length_field) + length
 
 
 def _read_data(archive, member, stream, header_bytes, nbytes, bad):

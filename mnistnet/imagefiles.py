@@ -223,18 +223,15 @@ MAX_NPY_VALUES = 1 << 26
 
 def _load_npy(path):
     """A .npy array, its header checked first: no pickles, no size its file does not hold."""
-    from numpy.lib import format as npy
+    from mnistnet.checkpoint import read_npy_header  # the model loader's bounded header reader
+
+    def bad(problem):
+        return ImageError(f"{path}: {problem}")
 
     try:
         with open(path, "rb") as f:
-            version = npy.read_magic(f)
-            read_header = (
-                npy.read_array_header_1_0 if version == (1, 0) else (npy.read_array_header_2_0)
-            )
-            shape, fortran, dtype = read_header(f, max_header_size=4096)
-            offset = f.tell()
-            size = os.fstat(f.fileno()).st_size
-            _check_npy_header(path, shape, dtype, size - offset)
+            dtype, shape, _, header_bytes = read_npy_header(f, "the array", bad)
+            _check_npy_header(path, shape, dtype, os.fstat(f.fileno()).st_size - header_bytes)
             return np.load(path, allow_pickle=False)
     except ImageError:
         raise
