@@ -243,3 +243,10 @@ def test_npy_of_objects_is_never_unpickled(tmp_path):
     np.save(path, np.array([None, 1], dtype=object), allow_pickle=True)
     with pytest.raises(ImageError, match="pickled objects"):
         read_pictures(path)
+
+
+def test_a_corrupt_npy_header_is_one_named_error(tmp_path):
+    path = tmp_path / "broken.npy"
+    path.write_bytes(b'\x93NUMPY\x01\x00\x10\x00{"descr": <<<   ')  # tokenize fails on it
+    with pytest.raises(ImageError, match="broken.npy: the array has a corrupt .npy header"):
+        read_pictures(path)
