@@ -366,6 +366,9 @@ _SETTINGS = (
             "(for clothes, not digits)."),
     Setting("label_smoothing", Float(0, 1, high_open=True), 0.0,
             "Train towards targets moved this share of the way to uniform."),
+    Setting("dropout", Float(0, 1, high_open=True), 0.0,
+            "Drop each hidden unit with this probability at every training step "
+            "(inverted dropout); scoring uses every unit. 0 = off."),
     Setting("ema", Float(0, 1, high_open=True), 0.0,
             "The model is the moving average of the weights with this decay per step; 0 = off."),
     Setting("validation", Holdout(), 0,

@@ -192,6 +192,7 @@ def _train_and_score(config, params, optimizer, splits, on_epoch, resume, net):
         augment_shift=config.augment_shift,
         distortion=distortion(config),
         label_smoothing=config.label_smoothing,
+        dropout=config.dropout,
         ema=config.ema,
         rng=np.random.default_rng(config.seed),
         X_val=None if validation is None else validation.X,

@@ -41,14 +41,21 @@ def sigmoid(z, out=None):
     return out
 
 
-def sigmoid_derivative_inplace(delta, A, work=None):
+def sigmoid_derivative_inplace(delta, A, work=None, keep_prob=1.0):
     """Multiply ``delta`` in place by sigmoid'(z) = ``A * (1 - A)``, with ``A = sigmoid(z)``.
 
     The derivative comes from the stored activation, as in sklearn's
     ``inplace_logistic_derivative``. ``work`` (same shape as ``A``) is an
     optional scratch buffer, so the training loop allocates nothing here.
+    With dropout (:mod:`mnistnet.dropout`), ``A`` is the masked activation
+    ``H = sigmoid(z) * M`` and the factor ``M * sigmoid'(z)`` is
+    ``H * (1 - keep_prob * H)``.
     """
-    work = np.subtract(1, A, out=work)
+    if keep_prob == 1.0:
+        work = np.subtract(1, A, out=work)
+    else:
+        work = np.multiply(A, -keep_prob, out=work)
+        work += 1
     work *= A
     delta *= work
     return delta

@@ -141,7 +141,7 @@ def _run(params, batches, task, optimizer, reduction, weight_decay, lrs, window)
     for i, lr in enumerate(lrs):
         X, Y, y = next(forever)
         total, _ = _step(
-            model, views, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr
+            model, views, theta, ws, optimizer, task, reduction, weight_decay, None, X, Y, y, lr
         )
         loss = total / len(X)
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:

@@ -140,7 +140,7 @@ def workspace_for(ws, params, n):
     return ws
 
 
-def forward(params, X, task, ws=None):
+def forward(params, X, task, ws=None, drop=None):
     """Forward pass.
 
     Parameters
@@ -152,6 +152,10 @@ def forward(params, X, task, ws=None):
     ws : Workspace, optional
         Buffers to write into; the returned arrays are views of it and are
         overwritten by the next call that uses the same workspace.
+    drop : DropMask, optional
+        Training with dropout (:mod:`mnistnet.dropout`): the hidden
+        activations are multiplied by ``drop.mask``, and the cache's ``A1``
+        holds the masked ones.
 
     Returns
     -------
@@ -163,27 +167,33 @@ def forward(params, X, task, ws=None):
     """
     n = X.shape[0]
     ws = workspace_for(ws, params, n)
-    A1 = hidden_layer(X, params, out=ws.A1[:n])
+    A1 = hidden_layer(X, params, out=ws.A1[:n], mask=None if drop is None else drop.mask)
     Z2 = np.matmul(A1, params["W2"], out=ws.Z2[:n])
     Z2 += params["b2"]
-    return output_layer(X, A1, Z2, task, ws)
+    return output_layer(X, A1, Z2, task, ws, drop)
 
 
-def hidden_layer(X, params, out):
-    """``A1 = sigmoid(X @ W1 + b1)``, written into ``out`` (n_samples, n_hidden).
+def hidden_layer(X, params, out, mask=None):
+    """``A1 = sigmoid(X @ W1 + b1)`` (times the dropout ``mask``), written into ``out``
+    (n_samples, n_hidden).
 
     ``params`` needs ``W1`` and ``b1`` only: :mod:`mnistnet.parallel` passes
-    the columns of a slice of the hidden units, with ``out`` their columns.
+    the columns of a slice of the hidden units, with ``out`` and ``mask``
+    their columns.
     """
     A1 = np.matmul(X, params["W1"], out=out)
     A1 += params["b1"]
-    return sigmoid(A1, out=A1)
+    sigmoid(A1, out=A1)
+    if mask is not None:
+        A1 *= mask
+    return A1
 
 
-def output_layer(X, A1, Z2, task, ws):
+def output_layer(X, A1, Z2, task, ws, drop=None):
     """The output probabilities from the logits ``Z2``: ``(P, cache)`` as :func:`forward`."""
     P = ws.P[: len(Z2)]
-    cache = {"X": X, "A1": A1, "Z2": Z2, "P": P, "ws": ws}
+    keep_prob = 1.0 if drop is None else drop.keep_prob
+    cache = {"X": X, "A1": A1, "Z2": Z2, "P": P, "ws": ws, "keep_prob": keep_prob}
     if HEADS[task]["activation"] == "sigmoid":
         sigmoid(Z2, out=P)
     else:  # softmax; its row statistics make the loss a few operations more
@@ -240,7 +250,8 @@ def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
     D2 = output_delta(cache, Y, reduction, scale)
     ones = ws.ones[:n]
     np.matmul(ones, D2, out=g["b2"])
-    hidden_grads(X, A1, D2, params, g, ws.D1[:n], ws.work[:n], ones, weight_decay * scale)
+    decay = weight_decay * scale
+    hidden_grads(X, A1, D2, params, g, ws.D1[:n], ws.work[:n], ones, decay, cache["keep_prob"])
     return g
 
 
@@ -260,19 +271,21 @@ def output_delta(cache, Y, reduction, scale):
     return D2
 
 
-def hidden_grads(X, A1, D2, params, grads, D1, work, ones, decay):
+def hidden_grads(X, A1, D2, params, grads, D1, work, ones, decay, keep_prob=1.0):
     """Gradients of ``W2``, ``W1`` and ``b1`` from the output delta ``D2``, into ``grads``.
 
     ``dW2 = A1.T @ D2``; ``D1 = (D2 @ W2.T) * A1 * (1 - A1)``; ``dW1 = X.T @ D1``;
     ``db1 = ones @ D1`` (a matrix-vector product sums the rows); with ``decay``
     (weight decay times the gradient's scale), ``decay * W`` is added to both
-    weights' gradients. ``D1`` and ``work`` are scratch of A1's shape.
+    weights' gradients. ``D1`` and ``work`` are scratch of A1's shape. With
+    dropout, ``A1`` is the masked activation and ``keep_prob`` the share of
+    units kept (:func:`~mnistnet.functions.sigmoid_derivative_inplace`).
     :mod:`mnistnet.parallel` calls this for slices of the hidden units: the
     columns of ``A1``, ``W1`` and ``b1`` and the rows of ``W2``.
     """
     np.matmul(A1.T, D2, out=grads["W2"])
     np.matmul(D2, params["W2"].T, out=D1)
-    sigmoid_derivative_inplace(D1, A1, work=work)
+    sigmoid_derivative_inplace(D1, A1, work=work, keep_prob=keep_prob)
     np.matmul(X.T, D1, out=grads["W1"])
     np.matmul(ones, D1, out=grads["b1"])
     if decay:

@@ -278,7 +278,7 @@ class SplitNetwork:
             self._shares = np.empty(shape, W2.dtype)
         return self._shares[:, :n, : shape[2]]
 
-    def forward(self, params, X, task, ws=None):
+    def forward(self, params, X, task, ws=None, drop=None):
         """As :func:`mnistnet.model.forward`, but the cache's ``A1`` is the list of
         the slices' activations (one block each), which :meth:`backward` reads."""
         n = X.shape[0]
@@ -288,13 +288,14 @@ class SplitNetwork:
         shares = self._logit_shares(n, params["W2"])
 
         def part(k):
-            model.hidden_layer(X, _units(params, slices[k]), out=A1[k])
+            mask = None if drop is None else drop.mask[:, slices[k]]
+            model.hidden_layer(X, _units(params, slices[k]), out=A1[k], mask=mask)
             np.matmul(A1[k], params["W2"][slices[k]], out=shares[k])
 
         self.team.run(part)
         Z2 = np.sum(shares, axis=0, out=ws.Z2[:n])
         Z2 += params["b2"]
-        return model.output_layer(X, A1, Z2, task, ws)
+        return model.output_layer(X, A1, Z2, task, ws, drop)
 
     def backward(self, params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
         """As :func:`mnistnet.model.backward`; each thread computes its units' gradients."""
@@ -307,11 +308,11 @@ class SplitNetwork:
         np.matmul(ones, D2, out=g["b2"])
         slices = self._slices(params)
         D1, work = _blocks(ws.D1, n, slices), _blocks(ws.work, n, slices)
-        decay = weight_decay * scale
+        decay, keep_prob = weight_decay * scale, cache["keep_prob"]
 
         def part(k):
             units, grads = _units(params, slices[k]), _units(g, slices[k])
-            model.hidden_grads(X, A1[k], D2, units, grads, D1[k], work[k], ones, decay)
+            model.hidden_grads(X, A1[k], D2, units, grads, D1[k], work[k], ones, decay, keep_prob)
 
         self.team.run(part)
         return g

@@ -26,6 +26,7 @@ from mnistnet import model
 from mnistnet.augment import WarpWorkspace
 from mnistnet.averaging import ExponentialAverage
 from mnistnet.data import shift_images, targets
+from mnistnet.dropout import Dropout
 from mnistnet.errors import DivergenceError
 from mnistnet.history import EpochRecord, History
 from mnistnet.optimizers import scheduled_lr, set_state
@@ -161,6 +162,7 @@ def fit(
     augment_shift=0,
     distortion=None,
     label_smoothing=0.0,
+    dropout=0.0,
     ema=0.0,
     rng=None,
     X_val=None,
@@ -179,7 +181,9 @@ def fit(
     ``lr`` is the base rate, step by step through ``lr_schedule`` and
     ``warmup_epochs`` (:func:`mnistnet.optimizers.scheduled_lr`); ``batch_size``
     None: one full-batch step per epoch. ``augment_shift``, ``distortion`` and
-    ``label_smoothing``: see :class:`Batches`. ``ema`` > 0: the model is the
+    ``label_smoothing``: see :class:`Batches`. ``dropout`` > 0: every step drops
+    each hidden unit of each image with that probability
+    (:mod:`mnistnet.dropout`; scoring uses them all). ``ema`` > 0: the model is the
     exponential moving average of the weights, updated after every step with
     that decay (:class:`mnistnet.averaging.ExponentialAverage`); it is what is
     scored, what early stopping keeps and what ``params`` receive (``resume``
@@ -214,7 +218,11 @@ def fit(
         X, y, params["W2"].shape[1], batch_size, augment_shift, rng, distortion, label_smoothing
     )
     ws = model.Workspace(views, batches.size)
-    step = functools.partial(_step, net, views, theta, ws, optimizer, task, reduction, weight_decay)
+    hidden = params["W1"].shape[1]
+    dropper = Dropout(dropout, rng, batches.size, hidden, dtype) if dropout else None
+    step = functools.partial(
+        _step, net, views, theta, ws, optimizer, task, reduction, weight_decay, dropper
+    )
     scorers = (
         _scorer(net, model_views, X_val, y_val, task),
         _scorer(net, model_views, X_test, y_test, task),
@@ -311,15 +319,17 @@ def _finish(history, rules, theta, views, params, average=None):
         params[name][...] = value
 
 
-def _step(net, params, theta, ws, optimizer, task, reduction, weight_decay, X, Y, y, lr):
+def _step(net, params, theta, ws, optimizer, task, reduction, weight_decay, dropper, X, Y, y, lr):
     """One step on a batch: forward, loss, backward, update.
 
     ``net`` is :mod:`mnistnet.model` or a :class:`~mnistnet.parallel.SplitNetwork`;
-    ``params`` are named views of the flat vector ``theta``. Returns the
+    ``params`` are named views of the flat vector ``theta``; ``dropper``, a
+    :class:`~mnistnet.dropout.Dropout` or None, draws the step's mask. Returns the
     batch's summed loss and its number of right predictions; a loss that is
     not finite returns before the update (the caller stops there).
     """
-    P, cache = net.forward(params, X, task, ws)
+    drop = None if dropper is None else dropper.draw(len(X))
+    P, cache = net.forward(params, X, task, ws, drop)
     loss = float(model.loss(cache, Y, task).sum())
     if not math.isfinite(loss):
         return loss, 0

@@ -143,6 +143,7 @@ BEST_INGREDIENTS = {
     "--elastic-alpha": "15",
     "--elastic-sigma": "4",
     "--label-smoothing": "0.1",
+    "--dropout": "0.1",
     "--ema": "0.9",
 }
 

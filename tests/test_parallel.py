@@ -189,11 +189,12 @@ def test_adam_and_full_batch_on_threads_match_one_thread():
 
 
 def test_the_recipes_ingredients_on_threads_match_one_thread():
-    # nesterov, warmup and one-cycle, shifts and distortions, label smoothing and the
-    # moving average act around the passes: the split computes the same run
+    # nesterov, warmup and one-cycle, shifts and distortions, label smoothing, dropout
+    # (each thread masks its slice of the units) and the moving average: the split
+    # computes the same run
     kwargs = dict(lr=0.5, lr_schedule="onecycle", warmup_epochs=0.5, augment_shift=1,
                   distortion=Distortion(rotate=10, scale=0.1, elastic_alpha=8),
-                  label_smoothing=0.1, ema=0.9)  # fmt: skip
+                  label_smoothing=0.1, dropout=0.2, ema=0.9)  # fmt: skip
     split, split_history, _ = _train(2, np.float64, optimizer=make_optimizer("nesterov"), **kwargs)
     plain, history, _ = _train(1, np.float64, optimizer=make_optimizer("nesterov"), **kwargs)
     for name in model.PARAM_NAMES:

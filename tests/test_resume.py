@@ -77,10 +77,12 @@ def test_stopped_then_resumed_is_the_uninterrupted_run(tmp_path, idx_dataset, op
 
 
 def test_the_best_recipes_ingredients_resume_exactly(tmp_path, idx_dataset):
-    """Nesterov, the per-step one-cycle rate with its warmup, distortions and label smoothing."""
+    """Nesterov, the per-step one-cycle rate with its warmup, distortions, label smoothing and
+    dropout (its masks come from the run's generator, whose state is saved)."""
     args = ["--optimizer", "nesterov", "--lr", "0.2", "--batch-size", "8", "--lr-schedule",
             "onecycle", "--warmup-epochs", "1.5", "--augment-rotate", "10", "--elastic-alpha",
-            "8", "--augment-shift", "1", "--label-smoothing", "0.1"]  # fmt: skip
+            "8", "--augment-shift", "1", "--label-smoothing", "0.1",
+            "--dropout", "0.2"]  # fmt: skip
     _train(idx_dataset, tmp_path / "whole", *args, "--epochs", "4")
     _train(idx_dataset, tmp_path / "parts", *args, "--epochs", "1")
     _resume(tmp_path / "parts", "--epochs", "4")
