@@ -165,7 +165,33 @@ class Prepared:
         return self.path if self.index is None else f"{self.path}[{self.index}]"
 
 
-def prepare(files, preprocess="auto", convention="mnist", split=False, keep=0):
+@dataclass(frozen=True, eq=False)
+class Failure:
+    """An image that could not be read or used, kept as data by :func:`prepare`.
+
+    ``path`` and ``index`` as in :class:`Prepared` (``index`` is None when
+    the whole file failed); ``message`` is the one-line error, naming the
+    image (``"a.png: no ink found (...)"``); ``at`` is how many images were
+    prepared before it: in reading order it comes just before the ``at``-th.
+    """
+
+    path: str
+    index: int | None
+    message: str
+    at: int
+
+    @property
+    def name(self):
+        return self.path if self.index is None else f"{self.path}[{self.index}]"
+
+    @property
+    def reason(self):
+        """What is wrong, without the image's name: ``"no ink found (...)"``."""
+        head = f"{self.name}: "
+        return self.message[len(head) :] if self.message.startswith(head) else self.message
+
+
+def prepare(files, preprocess="auto", convention="mnist", split=False, keep=0, failures=None):
     """Read every image of ``files`` and preprocess it; yield :class:`Prepared`, in order.
 
     Parameters
@@ -180,11 +206,16 @@ def prepare(files, preprocess="auto", convention="mnist", split=False, keep=0):
         Read a row of digits from each image.
     keep : int
         Keep the original pixels of the first ``keep`` images (for pictures).
+    failures : list, optional
+        Where to collect the images that cannot be read or used: each is
+        appended as a :class:`Failure` and skipped, and the others are
+        still yielded. Without it, the first one raises.
 
     Raises
     ------
-    ImageError
-        A file cannot be read, holds no ink, or (``none``) is not 28x28.
+    ImageError, IdxFormatError
+        Without ``failures``: a file cannot be read, holds no ink, or
+        (``none``) is not 28x28.
     """
     if preprocess not in PREPROCESS_MODES:
         raise ValueError(f"unknown preprocessing {preprocess!r}; choose from {PREPROCESS_MODES}")
@@ -194,11 +225,27 @@ def prepare(files, preprocess="auto", convention="mnist", split=False, keep=0):
         )
     n = 0
     for path in files:
-        for picture in read_pictures(path):
-            images, boxes = _preprocess(picture, preprocess, convention, split)
+        try:
+            pictures = read_pictures(path)
+        except MnistnetError as exc:
+            _collect(failures, exc, Failure(os.fspath(path), None, str(exc), n))
+            continue
+        for picture in pictures:
+            try:
+                images, boxes = _preprocess(picture, preprocess, convention, split)
+            except MnistnetError as exc:
+                _collect(failures, exc, Failure(picture.path, picture.index, str(exc), n))
+                continue
             original = picture.pixels if n < keep else None
             n += 1
             yield Prepared(picture.path, picture.index, images, boxes, original)
+
+
+def _collect(failures, exc, failure):
+    """Keep ``failure`` in ``failures``; without a list to keep it in, raise ``exc``."""
+    if failures is None:
+        raise exc
+    failures.append(failure)
 
 
 def _preprocess(picture, preprocess, convention, split):
@@ -237,3 +284,30 @@ def answer(params, meta, prepared, top=2, tta_shift=0):
         for p, Pi in zip(prepared, P, strict=True)
     ]
     return P, entries
+
+
+def error_entry(failure):
+    """One element of ``errors``: an image that could not be read or used, and why."""
+    return {"path": failure.path, "index": failure.index, "error": failure.reason}
+
+
+def in_reading_order(entries, failures):
+    """The ``entries`` of :func:`answer` and the ``failures`` of the same :func:`prepare`
+    (as :func:`error_entry`), merged in the order the images were read."""
+    rows = list(entries)
+    for k, failure in enumerate(failures):  # k failures already inserted before this one
+        rows.insert(failure.at + k, error_entry(failure))
+    return rows
+
+
+def document(model_path, meta, entries, failures=(), preprocess="auto", tta_shift=0):
+    """The ``predict --json`` document (``"schema": "mnistnet-predictions/1"``)."""
+    return {
+        "schema": SCHEMA,
+        "model": model_summary(model_path, meta),
+        "preprocess": preprocess,
+        "convention": convention(meta),
+        "predictions": entries,
+        "errors": [error_entry(f) for f in failures],
+        **({"tta": {"shift": tta_shift, "copies": 5}} if tta_shift else {}),
+    }

@@ -11,13 +11,14 @@ from ``configs/multiclass-fast.toml`` (fewer epochs) on the bundled digits:
   points below the rate at which all their originals are right.
 """
 
+import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run
+from helpers import run, strict_json
 from PIL import Image
 from synthetic import number_page, photo
 from test_evaluate import check_schema
@@ -26,6 +27,7 @@ from mnistnet import checkpoint, prediction
 from mnistnet.data import prepare_inputs
 from mnistnet.datasets import load_split
 from mnistnet.idx import write_idx
+from mnistnet.imagefiles import ImageError
 from mnistnet.images import to_mnist
 from mnistnet.model import predict_proba as model_proba
 
@@ -107,6 +109,7 @@ SCHEMA = {
             },
         )
     ],
+    "errors": [{"path": str, "index": (int, type(None)), "error": str}],
 }
 
 
@@ -126,6 +129,7 @@ def test_json_document(model, test_digits, tmp_path):
     assert doc["schema"] == "mnistnet-predictions/1"
     assert doc["model"]["path"] == os.path.abspath(model)
     assert (doc["preprocess"], doc["convention"]) == ("auto", "mnist")
+    assert doc["errors"] == []
     entries = doc["predictions"]
     assert [(e["path"], e["index"]) for e in entries] == [
         (str(png), None),
@@ -296,6 +300,155 @@ def test_bad_images_exit_1_with_one_line(model, tmp_path, name, content, words):
     assert result.stdout == ""
     assert result.stderr.startswith(f"Error: {path}: ")
     assert words in result.stderr and result.stderr.count("\n") == 1
+
+
+# --- some images cannot be read: the others are still classified -------------------------
+
+NO_INK = "no ink found (the picture is uniform"
+
+
+@pytest.fixture
+def mixed(test_digits, tmp_path, monkeypatch):
+    """A folder ``in`` (relative: short paths keep the table on one line per row) of
+    good and bad images, in name order: ``blank.png`` (no ink), ``corrupt.png`` (a
+    truncated PNG), ``good.png``, ``stack.npy`` (digit, blank, digit)."""
+    images, _ = test_digits
+    monkeypatch.chdir(tmp_path)
+    folder = Path("in")
+    folder.mkdir()
+    save_png(folder / "blank.png", np.full((30, 30), 255, np.uint8))
+    whole = io.BytesIO()
+    Image.fromarray(images[3]).save(whole, format="PNG")
+    (folder / "corrupt.png").write_bytes(whole.getvalue()[:-60])  # cut short in its data
+    save_png(folder / "good.png", images[0])
+    np.save(folder / "stack.npy", np.stack([images[1], np.zeros((28, 28), np.uint8), images[2]]))
+    return folder
+
+
+GOOD = [("in/good.png", None), ("in/stack.npy", 0), ("in/stack.npy", 2)]
+BAD = [("in/blank.png", None), ("in/corrupt.png", None), ("in/stack.npy", 1)]
+
+
+def good_only(model, test_digits, tmp_path):
+    """predict --json on the three good images alone: what the mixed runs must show."""
+    images, _ = test_digits
+    save_png(tmp_path / "good.png", images[0])
+    np.save(tmp_path / "two.npy", images[[1, 2]])
+    return predict_json(model, tmp_path / "good.png", tmp_path / "two.npy")["predictions"]
+
+
+def test_mixed_folder_json_carries_predictions_and_errors(model, mixed, test_digits, tmp_path):
+    result = run("predict", model, mixed, "--json")
+    assert result.exit_code == 1
+    doc = strict_json(result.stdout)  # one strict document, nothing else on stdout
+    check_schema(doc, SCHEMA)
+    assert [(e["path"], e["index"]) for e in doc["predictions"]] == GOOD
+    assert [(e["path"], e["index"]) for e in doc["errors"]] == BAD
+    blank, corrupt, in_stack = (e["error"] for e in doc["errors"])
+    assert blank.startswith(NO_INK) and in_stack.startswith(NO_INK)
+    assert corrupt.startswith("cannot decode the picture")
+    # The good images get exactly the answers they get without the bad ones around.
+    alone = good_only(model, test_digits, tmp_path)
+    for e, a in zip(doc["predictions"], alone, strict=True):
+        assert (e["prediction"], e["top"]) == (a["prediction"], a["top"])
+    assert result.stderr == (
+        'Error: could not read 3 of 6 images; the rest were classified (see "errors" in the JSON)\n'
+    )
+
+
+def test_mixed_folder_table_shows_every_image_and_writes_the_good(model, mixed, tmp_path):
+    seen, show = Path("seen"), Path("show.png")
+    result = run("predict", model, mixed, "--save-preprocessed", seen, "--show", show)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    names = [f"{path}[{index}]" if index is not None else path for path, index in GOOD + BAD]
+    rows = {name: next(i for i, line in enumerate(lines) if f" {name} " in line) for name in names}
+    assert sorted(rows, key=rows.get) == [
+        "in/blank.png",
+        "in/corrupt.png",
+        "in/good.png",
+        "in/stack.npy[0]",
+        "in/stack.npy[1]",
+        "in/stack.npy[2]",
+    ]
+    for name in ("in/blank.png", "in/stack.npy[1]"):
+        assert NO_INK in lines[rows[name]]
+    assert "cannot decode the picture" in lines[rows["in/corrupt.png"]]
+    json_doc = strict_json(run("predict", model, mixed, "--json").stdout)
+    for e in json_doc["predictions"]:  # the good rows show their answers, as always
+        name = e["path"] if e["index"] is None else f"{e['path']}[{e['index']}]"
+        assert f" {e['class_name']} " in lines[rows[name]]
+        assert f"{e['probability']:.3f}" in lines[rows[name]]
+    last = result.stderr.splitlines()[-1]
+    assert last == "Error: could not read 3 of 6 images; the rest were classified (see the table)"
+    # The files hold the good images, each written whole (no temporary names left).
+    assert sorted(os.listdir(seen)) == ["good.png", "stack-0.png", "stack-2.png"]
+    assert sorted(os.listdir(tmp_path)) == ["in", "seen", "show.png"]
+    with Image.open(show) as picture:
+        assert picture.format == "PNG"
+
+
+def test_mixed_folder_quiet_lists_the_errors_on_stderr(model, mixed):
+    result = run("predict", model, mixed, "--quiet")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    head, *listed = result.stderr.splitlines()
+    assert head == "Error: could not read 3 of 6 images; the rest were classified:"
+    assert [line.split(": ", 1)[0] for line in listed] == [
+        "  in/blank.png",
+        "  in/corrupt.png",
+        "  in/stack.npy[1]",
+    ]
+    assert listed[0].endswith("grey levels)")
+
+
+def test_when_every_image_fails_nothing_is_printed_or_written(model, mixed):
+    seen, show = Path("seen"), Path("show.png")
+    args = ("--save-preprocessed", seen, "--show", show, "--json")
+    result = run("predict", model, mixed / "blank.png", mixed / "corrupt.png", *args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    head, *listed = result.stderr.splitlines()
+    assert head == "Error: could not read any of the 2 images:"
+    assert listed[0].startswith(f"  in/blank.png: {NO_INK}")
+    assert listed[1].startswith("  in/corrupt.png: cannot decode the picture")
+    assert not seen.exists() and not show.exists()
+
+
+def test_an_idx_file_the_reader_rejects_is_one_failure(model, mixed):
+    bad = mixed / "short.idx"  # the header promises five 28x28 images; 100 bytes follow
+    bad.write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(100))
+    result = run("predict", model, bad, mixed / "good.png", "--json")
+    assert result.exit_code == 1
+    doc = strict_json(result.stdout)
+    assert [e["path"] for e in doc["predictions"]] == ["in/good.png"]
+    (error,) = doc["errors"]
+    assert (error["path"], error["index"]) == ("in/short.idx", None)
+    assert error["error"].startswith("truncated: header says 5x28x28")
+
+
+def test_prepare_collects_failures_as_data(mixed):
+    files = sorted(str(p) for p in mixed.iterdir())
+    with pytest.raises(ImageError, match="in/blank.png: no ink found"):
+        list(prediction.prepare(files))
+    failures = []
+    prepared = list(prediction.prepare(files, failures=failures))
+    assert [(p.path, p.index) for p in prepared] == GOOD
+    at = [(f.path, f.index, f.at) for f in failures]
+    assert at == [("in/blank.png", None, 0), ("in/corrupt.png", None, 0), ("in/stack.npy", 1, 2)]
+    assert failures[2].message == f"in/stack.npy[1]: {failures[2].reason}"
+    assert failures[2].reason.startswith(NO_INK)
+
+
+def test_in_reading_order_puts_each_failure_where_it_was_read():
+    def failure(name, at):
+        return prediction.Failure(name, None, f"{name}: bad", at)
+
+    entries = [{"path": "e0"}, {"path": "e1"}, {"path": "e2"}]
+    failures = [failure("f0", 0), failure("f1", 0), failure("f2", 2), failure("f3", 3)]
+    rows = prediction.in_reading_order(entries, failures)
+    assert [r["path"] for r in rows] == ["f0", "f1", "e0", "e1", "f2", "e2", "f3"]
+    assert rows[0] == {"path": "f0", "index": None, "error": "bad"}
 
 
 def test_bad_model_exits_1(tmp_path):

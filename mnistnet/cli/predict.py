@@ -8,8 +8,11 @@
 Parse, call :mod:`mnistnet.prediction` (which reads the files with
 :mod:`mnistnet.imagefiles` and preprocesses them with
 :mod:`mnistnet.images`), render. Every image is read and preprocessed
-before anything is printed or written: a bad file stops the command
-with one line naming it, and no half a table.
+before anything is printed or written. An image that cannot be read does
+not stop the others: it is a row of the table (an entry of ``errors`` in
+the JSON) naming it and why, and the command ends with ``Error: ...`` and
+exit status 1. When no image at all can be read, there is no table: one
+error names the image (or lists them).
 """
 
 import os
@@ -81,15 +84,18 @@ def predict(model, paths, split, top, show, save_dir, preprocess, tta_shift, as_
       mnistnet predict model.npz my-digits/ --show why.png --top 3
       mnistnet predict model.npz number.jpg --split-digits --json
 
-    Exit codes: 0 ok, 1 bad model file or an unreadable image (or one with
-    no ink), 2 usage error.
+    An image that cannot be read (or has no ink) is listed with the reason,
+    and the others are still classified.
+
+    Exit codes: 0 every image classified, 1 a bad model file or an image
+    that could not be read (or had no ink), 2 usage error.
     """
     if split and preprocess == "none":
         raise click.UsageError("--split-digits needs --preprocess auto")
     from mnistnet import prediction
     from mnistnet.checkpoint import load_model
     from mnistnet.console import literal, make_console
-    from mnistnet.imagefiles import expand_paths
+    from mnistnet.predict_plots import MAX_ROWS
 
     console = make_console(quiet or as_json)
     params, meta = load_model(model)
@@ -97,18 +103,20 @@ def predict(model, paths, split, top, show, save_dir, preprocess, tta_shift, as_
         check_writable_dir(save_dir, "--save-preprocessed")
     if show is not None:
         check_writable_dir(os.path.dirname(os.path.abspath(show)), "--show")
-    files, skipped = expand_paths(paths)
-    notices = make_console(quiet)  # skipped files are listed even with --json
-    for path in skipped:
-        notices.print(f"Skipped {literal(path)} (not a picture or .npy file)", soft_wrap=True)
-    if not files:
-        raise MnistnetError(f"no pictures or .npy files in {', '.join(paths)}")
-    from mnistnet.predict_plots import MAX_ROWS
-
-    convention = prediction.convention(meta)
+    files = _expand(paths, quiet)
+    failures = []  # images that cannot be read: rows of their own, and exit status 1
     prepared = list(
-        prediction.prepare(files, preprocess, convention, split, keep=MAX_ROWS if show else 0)
+        prediction.prepare(
+            files,
+            preprocess,
+            prediction.convention(meta),
+            split,
+            keep=MAX_ROWS if show else 0,
+            failures=failures,
+        )
     )
+    if not prepared:
+        raise MnistnetError(_none_read(failures))
     top = min(top, len(meta["classes"]))
     P, entries = prediction.answer(params, meta, prepared, top, tta_shift)
 
@@ -121,20 +129,55 @@ def predict(model, paths, split, top, show, save_dir, preprocess, tta_shift, as_
     if as_json:
         from mnistnet.console import print_json
 
-        print_json(
-            {
-                "schema": prediction.SCHEMA,
-                "model": prediction.model_summary(model, meta),
-                "preprocess": preprocess,
-                "convention": convention,
-                "predictions": entries,
-                **({"tta": {"shift": tta_shift, "copies": 5}} if tta_shift else {}),
-            }
-        )
+        print_json(prediction.document(model, meta, entries, failures, preprocess, tta_shift))
     elif not quiet:
         from mnistnet.console import stdout_console
 
-        _print_table(stdout_console(), entries, meta, top, split)
+        rows = prediction.in_reading_order(entries, failures)
+        _print_table(stdout_console(), rows, meta, top, split)
+    if failures:
+        shown_in = '"errors" in the JSON' if as_json else None if quiet else "the table"
+        raise MnistnetError(_some_failed(failures, len(prepared), shown_in))
+
+
+def _expand(paths, quiet):
+    """The files to read from PATH...; list the folders' other entries on stderr."""
+    from mnistnet.console import literal, make_console
+    from mnistnet.imagefiles import expand_paths
+
+    files, skipped = expand_paths(paths)
+    notices = make_console(quiet)  # skipped files are listed even with --json
+    for path in skipped:
+        notices.print(f"Skipped {literal(path)} (not a picture or .npy file)", soft_wrap=True)
+    if not files:
+        raise MnistnetError(f"no pictures or .npy files in {', '.join(paths)}")
+    return files
+
+
+def _none_read(failures):
+    """The error when no image could be read: the image's own, or each of them listed."""
+    if len(failures) == 1:
+        return _one_line(failures[0])
+    return f"could not read any of the {len(failures):,} images:" + _listed(failures)
+
+
+def _some_failed(failures, n_read, shown_in):
+    """The closing error when some images could not be read; ``shown_in``: where their
+    errors are already shown (None: list them here)."""
+    total = len(failures) + n_read
+    head = f"could not read {len(failures):,} of {total:,} images; the rest were classified"
+    return f"{head} (see {shown_in})" if shown_in else f"{head}:" + _listed(failures)
+
+
+def _listed(failures):
+    return "".join(f"\n  {_one_line(f)}" for f in failures)
+
+
+def _one_line(failure):
+    """A failure's message on one line: a newline in a file name is spelled out."""
+    from mnistnet.console import escape_control
+
+    return escape_control(failure.message)
 
 
 def _save_preprocessed(prepared, folder):
@@ -190,6 +233,9 @@ def _print_table(out, entries, meta, top, split):
     table.add_column("prediction")
     table.add_column("probability", justify="right")
     table.add_column("runner-up" if top == 2 else f"top {top}")
+    failed = any("error" in e for e in entries)
+    if failed:
+        table.add_column("error")
 
     def alternatives(answer):
         others = answer["top"][1:] if top == 2 else answer["top"]
@@ -197,6 +243,10 @@ def _print_table(out, entries, meta, top, split):
 
     for e in entries:
         name = literal(e["path"] if e["index"] is None else f"{e['path']}[{e['index']}]")
+        if "error" in e:  # an image that could not be read: its name and why
+            blanks = [""] * (len(table.columns) - 2)
+            table.add_row(name, *blanks, Text(escape_control(e["error"]), style="red"))
+            continue
         answers = e["digits"] if split else [e]
         for k, a in enumerate(answers):
             head = [name if k == 0 else ""]
@@ -207,5 +257,6 @@ def _print_table(out, entries, meta, top, split):
                 Text(escape_control(a["class_name"]), style="bold"),
                 f"{a['probability']:.3f}",
                 alternatives(a),
+                *([""] if failed else []),
             )
     out.print(table)
