@@ -227,8 +227,8 @@ def _judge(path, names, numbered, overwrite):
         shown = [e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in others]
         listed = ", ".join(shown[:3]) + (", ..." if len(shown) > 3 else "")
         raise RunFolderTaken(
-            f"the output folder {path} holds other things than a run's files ({listed}); "
-            "a run needs a new or empty folder",
+            f"the output folder {path} holds other things than a run's files ({listed}), "
+            "which mnistnet never deletes; move them out, or choose another folder",
             setting="out",
         )
     if not overwrite:

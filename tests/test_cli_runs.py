@@ -129,6 +129,26 @@ def test_lr_find_compare_and_sweep_keep_out_of_run_folders(tmp_path, idx_dataset
     assert result.exit_code == 0, result.output  # the run goes on in its folder
 
 
+def test_a_run_folder_holding_another_file_is_not_resumed_in_place(tmp_path, idx_dataset):
+    out, before = _earlier_run(tmp_path, idx_dataset, "--no-plots")
+    (out / "lr-find.png").write_text("mine")  # written there by an earlier version
+    for extra in ([], ["--overwrite"]):
+        result = run("train-multiclass", "--resume", out, "--epochs", 2, "--quiet", *extra)
+        assert result.exit_code == 2
+        assert result.stderr.endswith(
+            f"Error: Invalid value for '--resume': the output folder {out} holds other things "
+            "than a run's files (lr-find.png), which mnistnet never deletes; move them out, "
+            "or choose another folder\n"
+        )
+        assert _files(out) == {**before, "lr-find.png": b"mine"}
+    result = run("train-multiclass", "--resume", out, "--epochs", 2, "--quiet", "--out", out)
+    assert result.exit_code == 2 and "Invalid value for '--out': the output" in result.stderr
+    result = run("train-multiclass", "--resume", out, "--epochs", 2, "--quiet", "--no-plots",
+                 "--out", tmp_path / "p")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _files(out) == {**before, "lr-find.png": b"mine"}
+
+
 def test_a_folder_a_run_is_being_written_to_is_a_run_folder(tmp_path, idx_dataset, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default folder itself: no folder to suggest
     (tmp_path / "runs" / "lr-find" / ".mnistnet-partial-x").mkdir(parents=True)
