@@ -77,7 +77,7 @@ def refuse_run_folder(out, what, default):
         where = f"{out} is a training run's folder; {what} there"
     else:
         where = f"{out} is inside the training run's folder {folder}; a folder there"
-    instead = "." if training_run_receiving(default) else f", such as {default}."
+    instead = "." if training_run_receiving(default) is not None else f", such as {default}."
     message = f"{where} would keep --resume and --overwrite from replacing the run. "
     message += f"Choose another folder{instead}"
     raise click.BadParameter(escape_control(message), param_hint="'--out'")
