@@ -37,13 +37,14 @@ from mnistnet.history import csv_text
 from mnistnet.optimizers import make_optimizer
 from mnistnet.pipeline import load_task_data, load_training_data
 from mnistnet.plots import PICTURE_FILES
-from mnistnet.runfolder import open_run_folder
+from mnistnet.runfolder import open_run_folder, run_folder_receiving
 from mnistnet.tasks import N_INPUTS, N_OUTPUTS, task_title
 from mnistnet.training import check_loss, fit, score
 
 OUTPUT_FILES = ("model.npz", "history.csv", "metrics.json")
 RUN_FILE = "run.json"  # the run's id and the sha256 of each of its files; written last
 RUN_FILES = (*OUTPUT_FILES, RUN_FILE, *PICTURE_FILES)  # every file a run folder may hold
+RUN_MARKS = ("model.npz", RUN_FILE)  # a folder of RUN_FILES holding one of these is a run
 PICTURES_STATES = ("drawn", "skipped", "failed", "interrupted")  # run.json "pictures"
 HISTORY_PLOTTED = ("epoch", "loss", "train_acc", "val_loss", "val_acc", "test_acc")
 VALIDATION_RULE = (
@@ -128,6 +129,17 @@ def open_run(config, overwrite=False):
     return open_run_folder(
         config.out_dir, RUN_FILES, numbered=numbered, overwrite=overwrite, last=RUN_FILE
     )
+
+
+def training_run_receiving(path):
+    """The training run folder that files written into folder ``path`` would land in, or None.
+
+    ``path`` itself, or the nearest existing folder above it, when that
+    holds a run (nothing but :data:`RUN_FILES`, the model or run.json among
+    them) or a run is being written there; see
+    :func:`mnistnet.runfolder.run_folder_receiving`.
+    """
+    return run_folder_receiving(path, RUN_FILES, RUN_MARKS)
 
 
 def initial_params(config):

@@ -13,7 +13,11 @@ The rule (README, "Run folders"):
   ``-3``, ...: it never replaces anything. A named folder that holds a run
   (nothing but a run's files) is replaced only with ``overwrite``: the old
   files move aside, the new ones in, the old ones are deleted. A folder
-  holding anything else is never touched.
+  holding anything else is never touched, and a file that appears in the
+  run folder while the run is written stays (only a run's files move aside).
+- Other commands keep their files out of run folders
+  (:func:`run_folder_receiving`): one file more, and a folder is no longer
+  a run that ``overwrite`` (or resuming in place) may replace.
 - From :func:`open_run_folder` to the end, the process holds a lock on the
   run folder (``fcntl.flock``, where the platform has it): a second run
   aimed at the same folder takes the next number or fails at once. A
@@ -77,7 +81,7 @@ class RunFolder:
     ``replaces`` (True when it replaces an earlier run), ``committed``.
     """
 
-    def __init__(self, path, staging, lock_fd, replaces, created, last):
+    def __init__(self, path, staging, lock_fd, replaces, created, names, last):
         self.path = path
         self.staging = staging
         self.run_id = new_run_id()
@@ -85,6 +89,7 @@ class RunFolder:
         self.committed = False
         self._lock_fd = lock_fd
         self._created = created  # folders made for this run, removed again if it fails
+        self._names = names
         self._last = last
 
     def file(self, name):
@@ -117,8 +122,8 @@ class RunFolder:
             if self._lock_fd is not None and not _same_file(self._lock_fd, self.path):
                 raise MnistnetError(f"the output folder {self.path} was replaced meanwhile")
             aside = _hidden_folder(self.path, "old-") if self.replaces else None
-            if aside is not None:  # the earlier run, its last file first
-                _move_all(self.path, aside, self._last, last_first=True)
+            if aside is not None:  # the earlier run's files (none other), its last file first
+                _move_all(self.path, aside, self._last, last_first=True, only=self._names)
             _move_all(self.staging, self.path, self._last, last_first=False)
             self.committed = True
             self._created = []
@@ -200,7 +205,7 @@ def _try_reserve(path, names, numbered, overwrite, created, last):
     if staging is None:
         return None
     owned = [*created, path] if made else list(created)
-    return RunFolder(path, staging, lock_fd, replaces, owned, last)
+    return RunFolder(path, staging, lock_fd, replaces, owned, names, last)
 
 
 def _judge(path, names, numbered, overwrite):
@@ -217,13 +222,13 @@ def _judge(path, names, numbered, overwrite):
         return False
     if numbered:
         return None
-    others = [e for e in entries if not (e.name in names and e.is_file(follow_symlinks=False))]
+    others = [e for e in entries if not _is_run_file(e, names)]
     if others:
         shown = [e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in others]
         listed = ", ".join(shown[:3]) + (", ..." if len(shown) > 3 else "")
         raise RunFolderTaken(
-            f"the output folder {path} holds other things than a run's files ({listed}); "
-            "a run needs a new or empty folder",
+            f"the output folder {path} holds other things than a run's files ({listed}), "
+            "which mnistnet never deletes; move them out, or choose another folder",
             setting="out",
         )
     if not overwrite:
@@ -235,8 +240,41 @@ def _judge(path, names, numbered, overwrite):
     return True
 
 
+def run_folder_receiving(path, names, marks):
+    """The run folder that files written into folder ``path`` would land in, or None.
+
+    Writing into ``path`` adds an entry to ``path`` itself or, where it does
+    not exist yet, to its nearest existing parent (the folders between are
+    made on the way). That folder is returned, as ``path`` names it, when
+    it holds a run (files named in ``names`` only, one of ``marks`` among
+    them) or a run is being written there (it holds a staging folder): one
+    entry more there, and :func:`open_run_folder` no longer takes it for a
+    run that ``overwrite`` may replace.
+    """
+    folder = os.path.normpath(os.fspath(path))
+    while not os.path.lexists(folder):
+        parent = os.path.dirname(folder) or os.curdir
+        if parent == folder:
+            return None
+        folder = parent
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:  # not a folder, or not readable: writing there will say so
+        return None
+    if any(_ours(e) for e in entries):
+        return folder
+    if not all(_is_run_file(e, names) for e in entries):
+        return None
+    return folder if any(e.name in marks for e in entries) else None
+
+
 def _ours(entry):
     return entry.name.startswith(HIDDEN_PREFIX) and entry.is_dir(follow_symlinks=False)
+
+
+def _is_run_file(entry, names):
+    return entry.name in names and entry.is_file(follow_symlinks=False)
 
 
 def _numbered(path):
@@ -253,9 +291,16 @@ def _hidden_folder(path, kind):
         raise _unwritable(path, exc) from None
 
 
-def _move_all(source, target, last, last_first):
-    """Rename every file of folder ``source`` into ``target`` (hidden folders stay)."""
-    names = sorted(n for n in os.listdir(source) if not n.startswith(HIDDEN_PREFIX))
+def _move_all(source, target, last, last_first, only=None):
+    """Rename every file of folder ``source`` into ``target`` (hidden folders stay).
+
+    ``only``: just the files of ``source`` with these names.
+    """
+    with os.scandir(source) as it:
+        entries = list(it)
+    if only is not None:
+        entries = [e for e in entries if _is_run_file(e, only)]
+    names = sorted(e.name for e in entries if not e.name.startswith(HIDDEN_PREFIX))
     if last in names:
         names.remove(last)
         names.insert(0 if last_first else len(names), last)

@@ -98,6 +98,68 @@ def test_a_folder_with_other_files_is_refused_even_with_overwrite(tmp_path, idx_
     assert _files(tmp_path / "o") == {"notes.txt": b"mine"}
 
 
+def _refused(where, default):
+    return (
+        f"Error: Invalid value for '--out': {where} would keep --resume and --overwrite from "
+        f"replacing the run. Choose another folder, such as runs/{default}.\n"
+    )
+
+
+def test_lr_find_compare_and_sweep_keep_out_of_run_folders(tmp_path, idx_dataset, monkeypatch):
+    # A picture beside a run would keep --resume and --overwrite from replacing the run.
+    monkeypatch.chdir(tmp_path)
+    assert _train(idx_dataset, "a", "--epochs", 1, "--no-plots").exit_code == 0
+    assert _train(idx_dataset, "b", "--epochs", 1, "--no-plots").exit_code == 0
+    before = _files(tmp_path / "a")
+    itself = "a is a training run's folder; {} there"
+    inside = "a/lr is inside the training run's folder a; a folder there"
+    for args, where, default in [
+        (["lr-find", *on(idx_dataset), "--out", "a"], itself.format("lr-find.png"), "lr-find"),
+        (["lr-find", *on(idx_dataset), "--out", "a/lr"], inside, "lr-find"),
+        (["compare", "a", "b", "--out", "a"], itself.format("compare-test_acc.png"), "compare"),
+        (["sweep", "--grid", "lr=0.1,0.2", "--out", "a"], itself.format("the sweep's runs"),
+         "sweep"),
+    ]:  # fmt: skip
+        result = run(*args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.endswith(_refused(where, default))
+    assert _files(tmp_path / "a") == before and sorted(os.listdir()) == ["a", "b", "idx-data"]
+    assert run("compare", "a", "b", "--out", "a", "--no-plots").exit_code == 0  # writes nothing
+    result = run("train-multiclass", "--resume", "a", "--epochs", 2, "--quiet", "--no-plots")
+    assert result.exit_code == 0, result.output  # the run goes on in its folder
+
+
+def test_a_run_folder_holding_another_file_is_not_resumed_in_place(tmp_path, idx_dataset):
+    out, before = _earlier_run(tmp_path, idx_dataset, "--no-plots")
+    (out / "lr-find.png").write_text("mine")  # written there by an earlier version
+    for extra in ([], ["--overwrite"]):
+        result = run("train-multiclass", "--resume", out, "--epochs", 2, "--quiet", *extra)
+        assert result.exit_code == 2
+        assert result.stderr.endswith(
+            f"Error: Invalid value for '--resume': the output folder {out} holds other things "
+            "than a run's files (lr-find.png), which mnistnet never deletes; move them out, "
+            "or choose another folder\n"
+        )
+        assert _files(out) == {**before, "lr-find.png": b"mine"}
+    result = run("train-multiclass", "--resume", out, "--epochs", 2, "--quiet", "--out", out)
+    assert result.exit_code == 2 and "Invalid value for '--out': the output" in result.stderr
+    result = run("train-multiclass", "--resume", out, "--epochs", 2, "--quiet", "--no-plots",
+                 "--out", tmp_path / "p")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _files(out) == {**before, "lr-find.png": b"mine"}
+
+
+def test_a_folder_a_run_is_being_written_to_is_a_run_folder(tmp_path, idx_dataset, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default folder itself: no folder to suggest
+    (tmp_path / "runs" / "lr-find" / ".mnistnet-partial-x").mkdir(parents=True)
+    result = run("lr-find", *on(idx_dataset))
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "runs/lr-find is a training run's folder; lr-find.png there would keep --resume and "
+        "--overwrite from replacing the run. Choose another folder.\n"
+    )
+
+
 def _earlier_run(tmp_path, idx_dataset, *extra):
     out = tmp_path / "o"
     assert _train(idx_dataset, out, "--epochs", 1, *extra).exit_code == 0

@@ -7,7 +7,12 @@ import threading
 import pytest
 
 from mnistnet.errors import MnistnetError
-from mnistnet.runfolder import RunFolderTaken, deferred_signals, open_run_folder
+from mnistnet.runfolder import (
+    RunFolderTaken,
+    deferred_signals,
+    open_run_folder,
+    run_folder_receiving,
+)
 
 NAMES = ("model.npz", "history.csv", "a.png")
 
@@ -108,6 +113,48 @@ def test_a_folder_holding_anything_else_is_never_touched(tmp_path, overwrite):
     with pytest.raises(RunFolderTaken, match=r"than a run's files \(data/, notes.txt\)"):
         open_run_folder(tmp_path / "a", NAMES, overwrite=overwrite)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["data", "model.npz", "notes.txt"]
+
+
+def test_replacing_a_run_deletes_only_the_files_of_the_run(tmp_path):
+    # A file that appears in the folder while the new run trains is not the old run's.
+    with open_run_folder(tmp_path / "a", NAMES) as folder:
+        _write_run(folder, "old")
+    with open_run_folder(tmp_path / "a", NAMES, overwrite=True, last="history.csv") as folder:
+        (tmp_path / "a" / "lr-find.png").write_text("mine")
+        new_id = _write_run(folder, "new") and folder.run_id
+    after = {p.name: p.read_text() for p in (tmp_path / "a").iterdir()}
+    assert after == {
+        "history.csv": f"new {new_id}",
+        "model.npz": f"new {new_id}",
+        "lr-find.png": "mine",
+    }
+
+
+def _run_folder(path):
+    with open_run_folder(path, NAMES) as folder:
+        return _write_run(folder, "run")
+
+
+@pytest.mark.parametrize(
+    "make,out,receiving",
+    [
+        (_run_folder, "a", "a"),  # the run folder itself
+        (_run_folder, "a/new/deep", "a"),  # a folder that would be made inside it
+        (lambda p: _run_folder(p) and os.mkdir(p / "sub"), "a/sub", None),  # already in it
+        (lambda p: os.makedirs(p / ".mnistnet-partial-x"), "a", "a"),  # a run being written
+        (lambda p: p.mkdir(), "a", None),  # empty
+        (lambda p: p.mkdir() or (p / "a.png").write_text("x"), "a", None),  # no model
+        (lambda p: p.mkdir() or (p / "model.npz").write_text("x"), "a", "a"),  # a model only
+        (lambda p: p.mkdir() or (p / "notes.txt").write_text("x"), "a", None),
+        (lambda p: None, "a/b", None),  # nothing there yet
+    ],
+)
+def test_the_run_folder_that_files_written_into_a_folder_land_in(
+    tmp_path, monkeypatch, make, out, receiving
+):
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path / "a")
+    assert run_folder_receiving(out, NAMES, marks=("model.npz",)) == receiving
 
 
 def test_numbered_folders_never_replace_anything(tmp_path):

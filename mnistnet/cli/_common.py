@@ -59,6 +59,30 @@ def handle_errors(func):
     return wrapper
 
 
+def refuse_run_folder(out, what, default):
+    """A usage error (exit 2) when ``what``, written into ``out``, would land in a run folder.
+
+    A training run's folder holds its run's files and nothing else: one
+    file more, and --resume and --overwrite refuse the folder (README, "Run
+    folders"). ``default`` is the command's own folder, suggested instead
+    unless it is a run folder too.
+    """
+    from mnistnet.console import escape_control
+    from mnistnet.experiment import training_run_receiving
+
+    folder = training_run_receiving(out)
+    if folder is None:
+        return
+    if os.path.normpath(out) == folder:
+        where = f"{out} is a training run's folder; {what} there"
+    else:
+        where = f"{out} is inside the training run's folder {folder}; a folder there"
+    instead = "." if training_run_receiving(default) is not None else f", such as {default}."
+    message = f"{where} would keep --resume and --overwrite from replacing the run. "
+    message += f"Choose another folder{instead}"
+    raise click.BadParameter(escape_control(message), param_hint="'--out'")
+
+
 def _with_flag(exc):
     """The error's message, with the flag of the setting it concerns: "... (--lr)".
 

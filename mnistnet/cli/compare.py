@@ -7,7 +7,7 @@ Parse, call :func:`mnistnet.compare.compare_runs`, render.
 
 import click
 
-from mnistnet.cli._common import handle_errors, json_option, quiet_option
+from mnistnet.cli._common import handle_errors, json_option, quiet_option, refuse_run_folder
 from mnistnet.compare import METRICS
 
 DEFAULT_OUT = "runs/compare"
@@ -21,7 +21,8 @@ DEFAULT_OUT = "runs/compare"
               "split, else test_acc]")  # fmt: skip
 @click.option("--out", metavar="DIR", default=DEFAULT_OUT, show_default=True,
               type=click.Path(file_okay=False, path_type=str),
-              help="Folder for the picture, compare-<metric>.png.")  # fmt: skip
+              help="Folder for the picture, compare-<metric>.png; not a training run's "
+              "folder.")  # fmt: skip
 @click.option("--no-plots", is_flag=True, help="Do not draw the picture.")
 @quiet_option
 @json_option
@@ -49,6 +50,7 @@ def compare(run_dirs, metric, out, no_plots, quiet, as_json):
     name = f"compare-{comparison.metric}.png"
     plot = None
     if not no_plots:
+        refuse_run_folder(out, name, DEFAULT_OUT)
         check_writable_dir(out, "--out", (name,))
         plot = plot_comparison(comparison, out, name)
     if as_json:

@@ -17,6 +17,7 @@ from mnistnet.cli._common import (
     mirror_option,
     option_bundle,
     quiet_option,
+    refuse_run_folder,
 )
 from mnistnet.cli.train import config_option, setting_option
 from mnistnet.config import (
@@ -37,7 +38,7 @@ def _help(setting):
     if setting.name == "digits":
         return _DIGITS_HELP
     if setting.name == "out":
-        return f"Folder for lr-find.png. [default: {DEFAULT_OUT}]"
+        return f"Folder for lr-find.png; not a training run's folder. [default: {DEFAULT_OUT}]"
     if setting.name in _NOT_USED:
         return "Accepted, so a training command line works as it is; not used here."
     return None
@@ -115,6 +116,7 @@ def _lr_find(options):
     config = _resolve(options.pop("config_file"), options)
     out = config.out or DEFAULT_OUT
     if not switches["no_plots"]:
+        refuse_run_folder(out, "lr-find.png", DEFAULT_OUT)
         check_writable_dir(out, "--out", ("lr-find.png",))
     console = make_console(switches["quiet"] or switches["as_json"])
     with download_progress(console) as progress:

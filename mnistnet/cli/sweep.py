@@ -13,8 +13,16 @@ import shlex
 
 import click
 
-from mnistnet.cli._common import handle_errors, json_option, mirror_option, quiet_option
+from mnistnet.cli._common import (
+    handle_errors,
+    json_option,
+    mirror_option,
+    quiet_option,
+    refuse_run_folder,
+)
 from mnistnet.config import ConfigError
+
+DEFAULT_OUT = "runs/sweep"
 
 
 class _CountOrAuto(click.ParamType):
@@ -76,10 +84,10 @@ class _CountOrAuto(click.ParamType):
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=str),
-    default="runs/sweep",
+    default=DEFAULT_OUT,
     metavar="DIR",
     show_default=True,
-    help="Folder of the runs' folders, sweep.csv and sweep.png.",
+    help="Folder of the runs' folders, sweep.csv and sweep.png; not a training run's folder.",
 )
 @click.option(
     "--print-commands",
@@ -115,6 +123,7 @@ def sweep(
     from mnistnet.config import read_config_file
     from mnistnet.console import literal, make_console
 
+    refuse_run_folder(out, "the sweep's runs", DEFAULT_OUT)
     try:
         file_values = read_config_file(config_file) if config_file else {}
         grid = sweeps.parse_grid(grids)

@@ -192,7 +192,9 @@ def _train(task, options):
     saved = _saved_run(switches["resume"])
     config = _resolve(task, options.pop("config_file"), options, saved)
     console = make_console(switches["quiet"])
-    with _open_run(config, switches["overwrite"] or _in_place(config, saved)) as folder:
+    in_place = _in_place(config, saved)
+    flag = "--resume" if in_place and options["out"] is None else "--out"
+    with _open_run(config, switches["overwrite"] or in_place, flag) as folder:
         config = dataclasses.replace(config, out=folder.path)
         try:
             result = _fit(config, switches, console, saved)
@@ -236,15 +238,15 @@ def _in_place(config, saved):
     return saved is not None and saved.is_in(config.out_dir)
 
 
-def _open_run(config, overwrite):
-    """Reserve the run folder before any work, so that a bad --out fails at once."""
+def _open_run(config, overwrite, flag):
+    """Reserve the run folder before any work, so that a bad ``flag`` (--out) fails at once."""
     from mnistnet.experiment import open_run
     from mnistnet.runfolder import RunFolderTaken
 
     try:
         return open_run(config, overwrite=overwrite)
     except RunFolderTaken as exc:
-        raise click.BadParameter(_plain(str(exc)), param_hint="'--out'") from None
+        raise click.BadParameter(_plain(str(exc)), param_hint=f"'{flag}'") from None
 
 
 def _fit(config, switches, console, saved=None):
