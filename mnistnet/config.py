@@ -342,7 +342,8 @@ _SETTINGS = (
     Setting("reduction", Choice(REDUCTIONS), "sum",
             "Gradient of the sum (the notebook) or the mean of per-sample losses."),
     Setting("pixels", Choice(PIXEL_SCALINGS), "raw",
-            "raw = 0..255 (the notebook), unit = divided by 255."),
+            "raw = 0..255 (the notebook), unit = divided by 255, deskewed = divided by 255 "
+            "and each digit sheared upright and centred by its moments."),
     Setting("dtype", Choice(DTYPES), "float64", "Float type."),
     Setting("init", Choice(INIT_METHODS), "notebook",
             "notebook = N(0, 0.01) from RandomState(seed); xavier = N(0, 1/fan_in)."),
