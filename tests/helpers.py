@@ -5,6 +5,7 @@ import threading
 import tracemalloc
 import types
 
+import numpy as np
 from click.testing import CliRunner
 
 from mnistnet.cli import main
@@ -86,3 +87,37 @@ def memory_peak():
     finally:
         result.peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+
+
+def numeric_gradients(params, objective, eps=1e-6):
+    """Central differences of ``objective()`` with respect to every entry of every parameter.
+
+    ``params`` (a dict of float64 arrays) are moved entry by entry and put back.
+    """
+    numeric = {}
+    for name, value in params.items():
+        grad = numeric[name] = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            old = value[i]
+            value[i] = old + eps
+            plus = objective()
+            value[i] = old - eps
+            minus = objective()
+            value[i] = old
+            grad[i] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+def relative_error(a, b):
+    """``|a - b| / (|a| + |b|)``, the norms of the flattened arrays."""
+    return np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b))
+
+
+def random_params(rng, n_in, n_hidden, n_out):
+    """A small network's parameters with weights large enough to exercise every term."""
+    return {
+        "W1": rng.normal(0, 0.8, (n_in, n_hidden)),
+        "b1": rng.normal(0, 0.5, n_hidden),
+        "W2": rng.normal(0, 0.8, (n_hidden, n_out)),
+        "b2": rng.normal(0, 0.5, n_out),
+    }

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import numeric_gradients, random_params, relative_error
 
 from mnistnet import model
 from mnistnet.data import targets
@@ -50,12 +51,7 @@ def test_the_derivative_from_the_masked_activation_is_mask_times_sigmoid_prime()
 def _net(n_out, seed=3):
     rng = np.random.default_rng(seed)
     n, n_in, n_hidden = 7, 5, 6
-    params = {
-        "W1": rng.normal(0, 0.8, (n_in, n_hidden)),
-        "b1": rng.normal(0, 0.5, n_hidden),
-        "W2": rng.normal(0, 0.8, (n_hidden, n_out)),
-        "b2": rng.normal(0, 0.5, n_out),
-    }
+    params = random_params(rng, n_in, n_hidden, n_out)
     X = rng.normal(0, 1, (n, n_in))
     y = rng.integers(0, max(n_out, 2), n)
     return params, X, targets(y, n_out)
@@ -81,20 +77,9 @@ def test_the_gradient_with_a_fixed_mask_matches_finite_differences(task, n_out):
     _, cache = model.forward(params, X, task, drop=drop)
     assert model.loss(cache, Y, task).sum() == pytest.approx(objective(), rel=1e-12)
     grads = {k: v.copy() for k, v in model.backward(params, cache, Y).items()}
-    eps = 1e-6
-    for name, value in params.items():
-        numeric = np.zeros_like(value)
-        for i in np.ndindex(value.shape):
-            old = value[i]
-            value[i] = old + eps
-            plus = objective()
-            value[i] = old - eps
-            minus = objective()
-            value[i] = old
-            numeric[i] = (plus - minus) / (2 * eps)
-        rel = np.linalg.norm(grads[name] - numeric) / (
-            np.linalg.norm(grads[name]) + np.linalg.norm(numeric)
-        )
+    numeric = numeric_gradients(params, objective)
+    for name in params:
+        rel = relative_error(grads[name], numeric[name])
         assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
 
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import numeric_gradients, random_params, relative_error
 
 from mnistnet import model
 from mnistnet.data import targets
@@ -67,12 +68,7 @@ def _objective(params, X, Y, task, reduction, weight_decay=0.0):
 def test_gradients_match_finite_differences(task, n_out, reduction, weight_decay):
     rng = np.random.default_rng(42)
     n, n_in, n_hidden = 7, 6, 5
-    params = {
-        "W1": rng.normal(0, 0.8, (n_in, n_hidden)),
-        "b1": rng.normal(0, 0.5, n_hidden),
-        "W2": rng.normal(0, 0.8, (n_hidden, n_out)),
-        "b2": rng.normal(0, 0.5, n_out),
-    }
+    params = random_params(rng, n_in, n_hidden, n_out)
     X = rng.normal(0, 1, (n, n_in))
     if task == "binary":
         Y = rng.integers(0, 2, (n, 1)).astype(float)
@@ -82,20 +78,11 @@ def test_gradients_match_finite_differences(task, n_out, reduction, weight_decay
     grads = model.backward(params, cache, Y, reduction, weight_decay)
     grads = {k: v.copy() for k, v in grads.items()}
 
-    eps = 1e-5
-    for name, value in params.items():
-        numeric = np.zeros_like(value)
-        for i in np.ndindex(value.shape):
-            old = value[i]
-            value[i] = old + eps
-            plus = _objective(params, X, Y, task, reduction, weight_decay)
-            value[i] = old - eps
-            minus = _objective(params, X, Y, task, reduction, weight_decay)
-            value[i] = old
-            numeric[i] = (plus - minus) / (2 * eps)
-        rel = np.linalg.norm(grads[name] - numeric) / (
-            np.linalg.norm(grads[name]) + np.linalg.norm(numeric)
-        )
+    numeric = numeric_gradients(
+        params, lambda: _objective(params, X, Y, task, reduction, weight_decay), eps=1e-5
+    )
+    for name in params:
+        rel = relative_error(grads[name], numeric[name])
         assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
 
 
@@ -105,12 +92,7 @@ def test_label_smoothing_gradient_is_p_minus_smoothed_y_by_finite_differences(ta
     smoothed targets is its gradient."""
     rng = np.random.default_rng(3)
     n, n_in, n_hidden, smoothing = 6, 5, 4, 0.2
-    params = {
-        "W1": rng.normal(0, 0.8, (n_in, n_hidden)),
-        "b1": rng.normal(0, 0.5, n_hidden),
-        "W2": rng.normal(0, 0.8, (n_hidden, n_out)),
-        "b2": rng.normal(0, 0.5, n_out),
-    }
+    params = random_params(rng, n_in, n_hidden, n_out)
     X = rng.normal(0, 1, (n, n_in))
     y = rng.integers(0, max(n_out, 2), n)
     Y = targets(y, n_out, smoothing=smoothing)
@@ -127,18 +109,9 @@ def test_label_smoothing_gradient_is_p_minus_smoothed_y_by_finite_differences(ta
 
     _, cache = model.forward(params, X, task)
     grads = {k: v.copy() for k, v in model.backward(params, cache, Y).items()}
-    eps = 1e-6
-    for name, value in params.items():
-        numeric = np.zeros_like(value)
-        for i in np.ndindex(value.shape):
-            old = value[i]
-            value[i] = old + eps
-            plus = objective()
-            value[i] = old - eps
-            minus = objective()
-            value[i] = old
-            numeric[i] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+    numeric = numeric_gradients(params, objective)
+    for name in params:
+        np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-6, atol=1e-8, err_msg=name)
 
 
 def test_pack_shares_memory_with_named_views():
