@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from mnistnet.data import PIXEL_SCALINGS
 from mnistnet.datasets import DATASETS
 from mnistnet.errors import ConfigError
-from mnistnet.model import INIT_METHODS
+from mnistnet.model import INIT_METHODS, REDUCTIONS
 from mnistnet.optimizers import OPTIMIZERS, SCHEDULES
 from mnistnet.tasks import TASKS
 
@@ -37,7 +37,6 @@ else:  # Python 3.10: the backport of the same module
 
 MAX_SEED = 2**32 - 1  # NumPy's RandomState takes 32-bit seeds
 MINI_BATCH_DEFAULT = 128  # batch_size of sgd, momentum and adam unless set
-REDUCTIONS = ("sum", "mean")  # the loss whose gradient model.backward computes
 DTYPES = ("float64", "float32")
 
 
@@ -340,7 +339,9 @@ _SETTINGS = (
     Setting("warmup_epochs", Float(0), 0.0,
             "Raise the learning rate linearly from 0 over the first X epochs."),
     Setting("reduction", Choice(REDUCTIONS), "sum",
-            "Gradient of the sum (the notebook) or the mean of per-sample losses."),
+            "Gradient of the sum (the notebook) or the mean of per-sample losses; example = "
+            "the sum, with the weight decay counted once per example: lr and weight decay "
+            "per example, so they transfer across batch sizes."),
     Setting("pixels", Choice(PIXEL_SCALINGS), "raw",
             "raw = 0..255 (the notebook), unit = divided by 255, deskewed = divided by 255 "
             "and each digit sheared upright and centred by its moments."),

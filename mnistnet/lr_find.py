@@ -77,7 +77,7 @@ class RangeTest:
 def default_range(reduction, batch):
     """``(lr_min, lr_max)``: :data:`MEAN_RANGE`, divided by ``batch`` images for the summed loss."""
     low, high = MEAN_RANGE
-    return (low / batch, high / batch) if reduction == "sum" else (low, high)
+    return (low / batch, high / batch) if reduction in ("sum", "example") else (low, high)
 
 
 def lr_range_test(

@@ -34,6 +34,9 @@ from mnistnet.functions import (
 )
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
+# How a batch's per-sample losses and the weight decay make the objective
+# (see backward): the notebook's sum, the mean, or a sum of per-example objectives.
+REDUCTIONS = ("sum", "mean", "example")
 INIT_METHODS = ("notebook", "xavier")
 
 
@@ -217,11 +220,20 @@ def loss(cache, Y, task):
 
 
 def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
-    """Gradients of the summed (or mean) loss with respect to each parameter.
+    """Gradients of the batch's objective with respect to each parameter.
 
-    With ``weight_decay``, the objective has the L2 penalty
-    ``weight_decay / 2 * (||W1||^2 + ||W2||^2)`` (not on the biases), so
-    ``weight_decay * W`` is added to the weights' gradients.
+    With ``n`` samples of losses ``l_i`` and the L2 penalty
+    ``R = weight_decay / 2 * (||W1||^2 + ||W2||^2)`` (not on the biases), the
+    objective is, by ``reduction``::
+
+        sum:      sum_i l_i + R              (the course notebook's, with R once per batch)
+        mean:     (1/n) sum_i l_i + R
+        example:  sum_i (l_i + R) = sum_i l_i + n R
+
+    ``example`` makes the learning rate and the weight decay per example: an
+    epoch of plain gradient steps moves the weights by about
+    ``-lr * sum over the epoch of (grad l_i + weight_decay * W)`` whatever
+    the batch size, so both transfer from one batch size to another.
 
     Parameters
     ----------
@@ -229,8 +241,8 @@ def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
     cache : dict from :func:`forward`
     Y : ndarray of shape (n_samples, n_out)
         Targets: one-hot rows for ten classes, a 0/1 column for binary.
-    reduction : {"sum", "mean"}
-        ``sum`` is the course notebook's objective; ``mean`` divides by n.
+    reduction : {"sum", "mean", "example"}
+        See above.
     weight_decay : float
     scale : float
         Multiplies every gradient. The training loop passes the learning
@@ -250,9 +262,15 @@ def backward(params, cache, Y, reduction="sum", weight_decay=0.0, scale=1.0):
     D2 = output_delta(cache, Y, reduction, scale)
     ones = ws.ones[:n]
     np.matmul(ones, D2, out=g["b2"])
-    decay = weight_decay * scale
+    decay = decay_scale(reduction, n) * weight_decay * scale
     hidden_grads(X, A1, D2, params, g, ws.D1[:n], ws.work[:n], ones, decay, cache["keep_prob"])
     return g
+
+
+def decay_scale(reduction, n):
+    """How many times a batch of ``n`` samples counts the weight decay: ``n`` per
+    example, else once."""
+    return n if reduction == "example" else 1
 
 
 def output_delta(cache, Y, reduction, scale):
@@ -263,7 +281,7 @@ def output_delta(cache, Y, reduction, scale):
     P = cache["P"]
     n = P.shape[0]
     D2 = np.subtract(P, Y, out=cache["ws"].D2[:n])
-    if reduction not in ("sum", "mean"):
+    if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}")
     delta_scale = scale / n if reduction == "mean" else scale
     if delta_scale != 1.0:

@@ -308,7 +308,8 @@ class SplitNetwork:
         np.matmul(ones, D2, out=g["b2"])
         slices = self._slices(params)
         D1, work = _blocks(ws.D1, n, slices), _blocks(ws.work, n, slices)
-        decay, keep_prob = weight_decay * scale, cache["keep_prob"]
+        decay = model.decay_scale(reduction, n) * weight_decay * scale
+        keep_prob = cache["keep_prob"]
 
         def part(k):
             units, grads = _units(params, slices[k]), _units(g, slices[k])

@@ -71,6 +71,19 @@ def predict_proba(params, meta, images, tta_shift=0):
     return P
 
 
+def as_seen(images, meta):
+    """The 28x28 uint8 images (n, 28, 28) as the network of ``meta`` sees them, for pictures.
+
+    The images themselves, or for a model trained on ``deskewed`` pixels
+    their deskewed copies (:func:`mnistnet.deskew.deskew`), back in 0..255.
+    """
+    images = np.asarray(images)
+    if meta.get("pixels") != "deskewed" or not len(images):
+        return images
+    X = prepare_inputs(images, "deskewed", np.float32)
+    return np.rint(X * 255).astype(np.uint8).reshape(images.shape)
+
+
 def convention(meta):
     """The preprocessing convention a model expects: ``"fashion"`` or ``"mnist"``."""
     dataset = meta.get("dataset")

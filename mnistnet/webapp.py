@@ -44,6 +44,8 @@ RECIPE_KEYS = (
     "batch_size",
     "epochs",
     "augment_shift",
+    "pixels",
+    "dropout",
     "seed",
 )
 
@@ -148,8 +150,12 @@ class DigitReader:
             "model": self.summary,
             "preprocess": "auto",
             "convention": self.convention,
-            "predictions": [{**found, "image": image.ravel().tolist()}],
+            "predictions": [{**found, "image": self._seen(image)}],
         }
+
+    def _seen(self, image):
+        """``image`` (28, 28) as the network saw it (deskewed if it was), 784 ints row by row."""
+        return prediction.as_seen(image[None], self.meta)[0].ravel().tolist()
 
 
 def model_facts(summary, meta):

@@ -131,3 +131,41 @@ def test_evaluate_and_predict_prepare_images_as_a_deskewed_model_was_trained(tmp
     assert [row["prediction"] for row in rows] == [int(p) for p in P.argmax(axis=1)]
     expected = P.max(axis=1)
     assert [row["probability"] for row in rows] == pytest.approx(expected.tolist(), rel=1e-5)
+
+
+def test_the_pictures_of_a_deskewed_model_show_the_deskewed_image(tmp_path):
+    """predict --save-preprocessed and serve's ``image`` are what the network read."""
+    import io
+
+    from PIL import Image
+
+    from mnistnet.images import to_mnist
+    from mnistnet.webapp import DigitReader
+
+    args = ["train-multiclass", "--dataset", "mnist-sample", "--samples-per-class", 20,
+            "--pixels", "deskewed", "--hidden", 8, "--epochs", 1, "--out", tmp_path / "run",
+            "--no-plots", "--quiet"]  # fmt: skip
+    run(*args)
+    model = tmp_path / "run" / "model.npz"
+    images = load_task_data("mnist-sample", "test", range(10)).images[:2]
+    np.save(tmp_path / "two.npy", images)
+    run("predict", model, tmp_path / "two.npy", "--preprocess", "none",
+        "--save-preprocessed", tmp_path / "seen", "--quiet")  # fmt: skip
+    expected = np.rint(deskew(images.reshape(2, -1).astype(np.float32) / 255) * 255)
+    for k in range(2):
+        saved = np.asarray(Image.open(tmp_path / "seen" / f"two-{k}.png"))
+        np.testing.assert_array_equal(saved.reshape(-1), expected[k])
+        assert not np.array_equal(saved, images[k])  # not the image as it was given
+    # serve: a drawn slanted stroke comes back upright
+    picture = np.zeros((100, 100), np.uint8)
+    for r in range(15, 85):
+        c = 30 + (r - 15) * 0.5
+        picture[r, int(c) : int(c) + 8] = 255
+    body = io.BytesIO()
+    Image.fromarray(picture).save(body, format="PNG")
+    answer = DigitReader(str(model)).read(body.getvalue(), "image/png")
+    seen = np.array(answer["predictions"][0]["image"], np.uint8)
+    plain = to_mnist(picture, "mnist")
+    expected = np.rint(deskew(plain.reshape(1, -1).astype(np.float32) / 255) * 255)
+    np.testing.assert_array_equal(seen, expected[0])
+    assert not np.array_equal(seen, plain.reshape(-1))

@@ -9,7 +9,8 @@ from helpers import numeric_gradients, random_params, relative_error
 from mnistnet import model
 from mnistnet.data import targets
 from mnistnet.functions import sigmoid
-from mnistnet.training import score
+from mnistnet.optimizers import make_optimizer
+from mnistnet.training import fit, score
 
 
 def test_notebook_init_reproduces_np_random_seed_draws():
@@ -56,15 +57,21 @@ def test_worked_example_by_hand():
 
 
 def _objective(params, X, Y, task, reduction, weight_decay=0.0):
+    """The objective as model.backward's docstring writes it, per sample where it says so."""
     _, cache = model.forward(params, X, task)
     losses = model.loss(cache, Y, task)
-    data = losses.sum() if reduction == "sum" else losses.mean()
     penalty = weight_decay / 2 * ((params["W1"] ** 2).sum() + (params["W2"] ** 2).sum())
+    if reduction == "example":  # every sample's loss carries its own penalty
+        return sum(loss + penalty for loss in losses)
+    data = losses.sum() if reduction == "sum" else losses.mean()
     return data + penalty
 
 
 @pytest.mark.parametrize("task,n_out", [("binary", 1), ("multiclass", 4)])
-@pytest.mark.parametrize("reduction,weight_decay", [("sum", 0.0), ("mean", 0.0), ("mean", 0.3)])
+@pytest.mark.parametrize(
+    "reduction,weight_decay",
+    [("sum", 0.0), ("mean", 0.0), ("mean", 0.3), ("sum", 0.3), ("example", 0.3)],
+)
 def test_gradients_match_finite_differences(task, n_out, reduction, weight_decay):
     rng = np.random.default_rng(42)
     n, n_in, n_hidden = 7, 6, 5
@@ -156,3 +163,32 @@ def test_binary_prediction_threshold():
     P = np.array([[0.49], [0.5], [0.9]])
     assert model.predict(P).tolist() == [0, 1, 1]
     assert sigmoid(np.array([0.0]))[0] == 0.5
+
+
+def _epoch_displacement(X, y, reduction, batch_size, lr, weight_decay):
+    """How far one epoch of plain gradient steps moves the weights, as a flat vector."""
+    params = model.init_params(X.shape[1], 8, 3, method="xavier", seed=0)
+    start, _ = model.pack(params)
+    fit(params, X, y, task="multiclass", optimizer=make_optimizer("sgd"), epochs=1, lr=lr,
+        batch_size=batch_size, reduction=reduction, weight_decay=weight_decay,
+        rng=np.random.default_rng(0))  # fmt: skip
+    end, _ = model.pack(params)
+    return end - start
+
+
+def test_per_example_rates_and_decay_transfer_across_batch_sizes():
+    """With ``example``, an epoch moves the weights the same way at batch 8 and at batch 64
+    (to first order in the rate); the summed loss's once-per-batch decay and the mean's
+    per-batch rate do not."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (256, 10))
+    y = rng.integers(0, 3, 256)
+
+    def mismatch(reduction, lr, weight_decay):
+        small = _epoch_displacement(X, y, reduction, 8, lr, weight_decay)
+        large = _epoch_displacement(X, y, reduction, 64, lr, weight_decay)
+        return relative_error(small, large)
+
+    assert mismatch("example", 1e-4, 1.0) < 0.01
+    assert mismatch("sum", 1e-4, 1.0) > 0.1  # the decay counts 32 times at batch 8, 4 at 64
+    assert mismatch("mean", 1e-2, 0.0) > 0.5  # 8 times as many steps of the same size

@@ -188,6 +188,16 @@ def test_adam_and_full_batch_on_threads_match_one_thread():
         np.testing.assert_allclose(split[name], plain[name], rtol=1e-9, atol=1e-12)
 
 
+def test_per_example_decay_on_threads_matches_one_thread():
+    kwargs = dict(reduction="example", lr=2e-3, weight_decay=0.05)
+    split, _, _ = _train(2, np.float64, **kwargs)
+    plain, _, _ = _train(1, np.float64, **kwargs)
+    for name in model.PARAM_NAMES:
+        np.testing.assert_allclose(split[name], plain[name], rtol=1e-9, atol=1e-12)
+    once, _, _ = _train(1, np.float64, reduction="sum", lr=2e-3, weight_decay=0.05)
+    assert not np.allclose(once["W1"], plain["W1"])  # the decay per example changed the run
+
+
 def test_the_recipes_ingredients_on_threads_match_one_thread():
     # nesterov, warmup and one-cycle, shifts and distortions, label smoothing, dropout
     # (each thread masks its slice of the units) and the moving average: the split

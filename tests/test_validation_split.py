@@ -40,4 +40,47 @@ def test_a_holdout_as_large_as_the_dataset_is_refused(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5, np.uint8))
     with pytest.raises(SystemExit, match="between 1 and 4"):
         _script().main([str(tmp_path), str(tmp_path / "val"), "--holdout", "5"])
-    assert not (tmp_path / "val").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]  # nothing written  # fmt: skip
+
+
+def _source(folder, n=12):
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte.gz", np.full((n, 28, 28), 7, np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10)
+    return folder
+
+
+def test_a_destination_that_holds_files_is_refused_and_left_alone(tmp_path):
+    source = _source(tmp_path / "src")
+    out = tmp_path / "val"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not empty"):
+        _script().main([str(source), str(out), "--holdout", "2"])
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match="not a folder"):
+        _script().main([str(source), str(tmp_path / "file"), "--holdout", "2"])
+
+
+def test_an_empty_destination_is_filled(tmp_path):
+    source = _source(tmp_path / "src")
+    (tmp_path / "val").mkdir()
+    _script().main([str(source), str(tmp_path / "val"), "--holdout", "2"])
+    assert len(list((tmp_path / "val").iterdir())) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src", "val"]  # no staging left
+
+
+def test_a_broken_source_is_one_line_and_writes_nothing(tmp_path):
+    source = _source(tmp_path / "src")
+    data = (source / "train-images-idx3-ubyte.gz").read_bytes()
+    (source / "train-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SystemExit) as exc:
+        _script().main([str(source), str(tmp_path / "val"), "--holdout", "2"])
+    message = str(exc.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    assert "train-images-idx3-ubyte.gz" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    with pytest.raises(SystemExit, match="no train-images"):
+        _script().main([str(tmp_path / "missing"), str(tmp_path / "val")])

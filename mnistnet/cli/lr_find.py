@@ -69,7 +69,7 @@ def _lr_find_options():
         mirror_option,
         click.option("--lr-min", type=_Rate(), default=None, metavar="X",
                      help="Smallest learning rate tried. [default: 1e-6, divided by the batch "
-                     "size with --reduction sum]"),
+                     "size with --reduction sum or example]"),
         click.option("--lr-max", type=_Rate(), default=None, metavar="X",
                      help="Largest learning rate tried. [default: 10, divided likewise]"),
         click.option("--steps", type=click.IntRange(10, 100_000), default=None, metavar="N",

@@ -121,7 +121,7 @@ def predict(model, paths, split, top, show, save_dir, preprocess, tta_shift, as_
     P, entries = prediction.answer(params, meta, prepared, top, tta_shift)
 
     if save_dir is not None:
-        written = _save_preprocessed(prepared, save_dir)
+        written = _save_preprocessed(prepared, save_dir, meta)
         console.print(f"Wrote {written:,} images into {literal(save_dir)}", soft_wrap=True)
     if show is not None:
         _show(prepared, P, meta, show)
@@ -180,10 +180,12 @@ def _one_line(failure):
     return escape_control(failure.message)
 
 
-def _save_preprocessed(prepared, folder):
-    """Write every 28x28 image as ``<name>[-<index>][-digit<k>].png``; return how many."""
+def _save_preprocessed(prepared, folder, meta):
+    """Write every 28x28 image, as the network saw it, as ``<name>[-<index>][-digit<k>].png``;
+    return how many."""
     from PIL import Image
 
+    from mnistnet import prediction
     from mnistnet.fileio import atomic_path
 
     used = set()
@@ -191,7 +193,7 @@ def _save_preprocessed(prepared, folder):
         stem = os.path.splitext(os.path.basename(p.path))[0]
         if p.index is not None:
             stem += f"-{p.index}"
-        for k, image in enumerate(p.images):
+        for k, image in enumerate(prediction.as_seen(p.images, meta)):
             base = stem if p.boxes is None else f"{stem}-digit{k + 1}"
             name, n = base, 1
             while name in used:  # the same file name in two folders
@@ -204,12 +206,13 @@ def _save_preprocessed(prepared, folder):
 
 
 def _show(prepared, P, meta, path):
+    from mnistnet import prediction
     from mnistnet.predict_plots import ShowRow, plot_predictions
     from mnistnet.tasks import display_names, task_title
 
     rows = []
     for p, Pi in zip(prepared, P, strict=True):
-        for k, image in enumerate(p.images):
+        for k, image in enumerate(prediction.as_seen(p.images, meta)):
             label = p.name if p.boxes is None else f"{p.name}, digit {k + 1}"
             box = None if p.boxes is None else p.boxes[k]
             rows.append(ShowRow(label, p.original, box, image, Pi[k]))
