@@ -462,6 +462,13 @@ _show = reprlib.Repr()
 _show.maxstring = _show.maxother = 60
 
 
+def _shown(value):
+    """``value`` as a message shows it: TOML's spelling of booleans, else a short repr."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _show.repr(value)
+
+
 def check_value(key, value, where):
     """``value`` of setting ``key`` checked and normalised; ``where`` names its source."""
     setting = SETTINGS.get(key)
@@ -470,7 +477,7 @@ def check_value(key, value, where):
     try:
         return setting.kind.check(value)
     except InvalidValue as exc:
-        message = f"{where}: '{key}' must be {exc.expected}, got {_show.repr(value)}"
+        message = f"{where}: '{key}' must be {exc.expected}, got {_shown(value)}"
         raise ConfigError(message, setting=key) from None
 
 

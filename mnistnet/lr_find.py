@@ -44,6 +44,13 @@ RULE = (
     f"the rate at which the smoothed loss (a moving average over {SMOOTH_DECADES:g} decade "
     f"of rates) has made {FALL:.0%} of its fall from the first steps to its lowest point"
 )
+# Why there is no suggestion (the rule of such a test), and the setting that would help
+ROSE = "the loss rose from the first steps: start lower, with a smaller minimum rate"
+NO_FALL = (
+    f"the loss fell by less than {MIN_FALL:.0%} of its first value over the range: "
+    "widen it, with a larger maximum rate"
+)
+FIX = {ROSE: "lr_min", NO_FALL: "lr_max"}
 
 
 @dataclass
@@ -188,12 +195,9 @@ def suggest(smoothed):
     lowest = int(np.argmin(smoothed)) if len(smoothed) else 0
     fall = smoothed[0] - smoothed[lowest] if len(smoothed) else 0.0
     if lowest < 2:
-        return None, "the loss rose from the first steps: start lower (a smaller lr_min)"
+        return None, ROSE
     if fall <= MIN_FALL * smoothed[0]:
-        return None, (
-            f"the loss fell by less than {MIN_FALL:.0%} of its first value over the range: "
-            "widen it (a larger lr_max)"
-        )
+        return None, NO_FALL
     reached = smoothed[: lowest + 1] <= smoothed[0] - FALL * fall
     return int(np.argmax(reached)), RULE
 

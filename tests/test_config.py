@@ -51,6 +51,7 @@ def test_file_then_flags(tmp_path):
         ("digits = [5, 5]", "two different digits"),
         ("batch_size = 0", "'batch_size' must be"),
         ("lr = [", "not valid TOML"),
+        ("ema = true", "'ema' must be a number in \\[0, 1\\), got true$"),  # TOML's spelling
     ],
 )
 def test_bad_files_name_the_key(tmp_path, text, message):

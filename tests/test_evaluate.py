@@ -124,6 +124,12 @@ def test_help(command):
     assert "MODEL.npz" in result.output
 
 
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_tta_shift_help_states_its_default_and_range_once(command):
+    result = run(command, "--help", terminal_width=200, max_content_width=200)
+    assert result.output.count("0<=x<=8") == 1 and "[default: 0; 0<=x<=8]" in result.output
+
+
 @pytest.mark.parametrize(
     "args, words",
     [

@@ -130,8 +130,17 @@ def test_cli_when_nothing_falls_exit_1(tmp_path):
     result = run("lr-find", *SAMPLE, "--lr-min", "1e-14", "--lr-max", "1e-13", "--steps", "20",
                  "--out", tmp_path)  # fmt: skip
     assert result.exit_code == 1
+    assert "Range test: 784-8-10 multiclass, gd," in result.stderr  # the whole network
     assert "Error: no learning rate to suggest: the loss fell by less than 5%" in result.stderr
-    assert "(--lr-max)" in result.stderr
+    assert result.stderr.rstrip().endswith("widen it, with a larger maximum rate (--lr-max)")
+
+
+def test_cli_when_the_loss_rises_at_once_the_error_names_lr_min(tmp_path):
+    result = run("lr-find", *SAMPLE, "--optimizer", "momentum", "--batch-size", "32",
+                 "--reduction", "mean", "--pixels", "unit", "--lr-min", "50", "--lr-max", "5000",
+                 "--steps", "20", "--no-plots")  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.rstrip().endswith("start lower, with a smaller minimum rate (--lr-min)")
 
 
 def test_help_lists_the_training_options_and_its_own():

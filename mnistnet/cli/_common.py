@@ -160,7 +160,8 @@ def tta_option(func):
         "--tta-shift",
         type=click.IntRange(0, 8),
         default=0,
+        show_default=True,
         metavar="N",
         help="Test-time augmentation: average the probabilities of each image and its 4 copies "
-        "moved by N pixels up, down, left and right (0: off).  [default: 0; 0<=x<=8]",
+        "moved by N pixels up, down, left and right (0: off).",
     )(func)

@@ -28,6 +28,7 @@ from mnistnet.config import (
     read_config_file,
     resolve_config,
 )
+from mnistnet.tasks import N_OUTPUTS
 
 DEFAULT_OUT = "runs/lr-find"
 _DIGITS_HELP = "Two different digits: test the binary task on them (default: all ten classes)."
@@ -107,7 +108,7 @@ def _lr_find(options):
     from mnistnet.console import make_console, print_json
     from mnistnet.errors import MnistnetError
     from mnistnet.fileio import check_writable_dir
-    from mnistnet.lr_find import range_test_for
+    from mnistnet.lr_find import FIX, range_test_for
 
     switches = {k: options.pop(k) for k in ("mirrors", "no_plots", "quiet", "as_json")}
     limits = {k: options.pop(k) for k in ("lr_min", "lr_max", "steps")}
@@ -122,7 +123,8 @@ def _lr_find(options):
     with download_progress(console) as progress:
         data = experiment.load_data(config, switches["mirrors"], progress=progress)
     console.print(
-        f"Range test: 784-{config.hidden} {config.task}, {config.optimizer}, "
+        f"Range test: 784-{config.hidden}-{N_OUTPUTS[config.task]} {config.task}, "
+        f"{config.optimizer}, "
         f"{len(data.train)} training images"
     )
     test = range_test_for(config, data.train, **limits)
@@ -136,7 +138,8 @@ def _lr_find(options):
     elif not switches["quiet"]:
         _render(test, plot, config)
     if test.suggestion is None:
-        raise MnistnetError(f"no learning rate to suggest: {test.rule}", setting="lr_max")
+        setting = FIX.get(test.rule, "lr_max")
+        raise MnistnetError(f"no learning rate to suggest: {test.rule}", setting=setting)
 
 
 def _resolve(config_file, flag_values):
