@@ -9,8 +9,10 @@ time, a folder name) is data, never markup and never terminal commands:
 pass it through :func:`literal` before rich sees it.
 """
 
+import contextlib
 import json
 import math
+import os
 import re
 import sys
 
@@ -63,8 +65,52 @@ def _escape_tag(match):
 
 
 def make_console(quiet=False):
-    """A rich console on stderr; with ``quiet`` it prints nothing."""
-    return Console(stderr=True, quiet=quiet, highlight=False)
+    """A rich console on stderr; with ``quiet`` it prints nothing.
+
+    Once stderr's reader has gone (``mnistnet train-multiclass 2>&1 | head``),
+    the chatter is dropped and the command goes on (:class:`ChatterStream`).
+    """
+    return Console(file=ChatterStream(sys.stderr), quiet=quiet, highlight=False)
+
+
+class ChatterStream:
+    """A stream for messages to people that outlives its reader.
+
+    The first write or flush that meets a broken pipe points the stream's
+    file descriptor at the null device (so Python's own last flush cannot
+    fail either) and every later write is dropped: a training run whose log
+    reader has quit finishes and saves its run, as with a closed stdout.
+    Everything else is the wrapped stream's (``isatty``, ``encoding``, ...).
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text):
+        if not self.broken:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self):
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self):
+        self.broken = True
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def stdout_console():

@@ -1,12 +1,14 @@
 """The console script's entry point: Ctrl-C while importing, closed standard streams."""
 
 import importlib.metadata
+import io
 import os
 import subprocess
 import sys
 import textwrap
 
 from mnistnet import __main__ as entry
+from mnistnet.console import ChatterStream
 from mnistnet.errors import EXIT_INTERRUPTED
 
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
@@ -37,6 +39,32 @@ def test_closed_stdout_discards_the_output(binary_model):
         assert (result.returncode, result.stderr) == (0, "")
     result = _mnistnet("info", binary_model.parent / "nope.npz", close_stdout=True)
     assert result.returncode == 1 and result.stderr.startswith("Error: model file ")
+
+
+def test_training_outlives_the_reader_of_its_log(tmp_path):
+    """`mnistnet train-multiclass ... 2>&1 | head -3`: the reader quits, the run goes on."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistnet", "train-multiclass", "--dataset", "mnist-sample",
+         "--samples-per-class", "20", "--hidden", "8", "--epochs", "5", "--log-every", "1",
+         "--no-plots", "--out", str(tmp_path / "run")],
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )  # fmt: skip
+    proc.stderr.close()  # before the child's first line: every line meets a broken pipe
+    assert proc.wait(timeout=120) == 0
+    assert (tmp_path / "run" / "model.npz").exists()
+
+
+def test_a_console_whose_reader_has_gone_drops_its_output():
+    class Gone(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    stream = ChatterStream(Gone())
+    assert stream.write("epoch 1\n") == 8 and stream.broken
+    assert stream.write("epoch 2\n") == 8  # dropped, no error
+    stream.flush()
+    assert stream.isatty() is False  # the rest is the wrapped stream's
 
 
 def test_ctrl_c_while_importing_is_one_line_and_130():
