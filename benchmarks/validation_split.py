@@ -22,7 +22,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -65,14 +64,15 @@ def split(source, out, holdout=HOLDOUT):
     parent = os.path.dirname(os.path.abspath(out))
     try:
         os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(out) + ".")
+        # mkdir, not mkdtemp: the folder gets the mode any new folder gets
+        staging = os.path.join(parent, f".{os.path.basename(out)}.{os.getpid()}.tmp")
+        os.mkdir(staging)
     except OSError as exc:
         raise SplitError(f"{out}: cannot write there ({exc.strerror or exc})") from None
     try:
         for name, rows in (("train", slice(None, cut)), ("t10k", slice(cut, None))):
             write_idx(os.path.join(staging, f"{name}-images-idx3-ubyte.gz"), images[rows])
             write_idx(os.path.join(staging, f"{name}-labels-idx1-ubyte.gz"), labels[rows])
-        os.chmod(staging, 0o777 & ~_umask())
         if os.path.isdir(out):
             os.rmdir(out)  # empty (checked): the rename takes its place
         os.rename(staging, out)
@@ -81,12 +81,6 @@ def split(source, out, holdout=HOLDOUT):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return cut, holdout
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def main(argv=None):

@@ -44,7 +44,8 @@ def deskew(X, out=None):
 def source_coordinates(X, ws):
     """Where each output pixel of each image reads its input: ``sy, sx`` (n, 784), in ``ws``."""
     n = len(X)
-    mass, r0, c0, m_rr, m_rc = moments(X)
+    _, r0, c0, m_rr, m_rc = moments(X)
+    # a blank image: centre of mass at the centre, no skew, so every pixel reads itself
     alpha = np.divide(m_rc, m_rr, out=np.zeros_like(m_rc), where=m_rr > 0)
     r = np.repeat(np.arange(SIDE, dtype=ws.dtype), SIDE)  # the row of every pixel
     c = np.tile(np.arange(SIDE, dtype=ws.dtype), SIDE)
@@ -54,9 +55,6 @@ def source_coordinates(X, ws):
     np.multiply.outer(alpha.astype(ws.dtype), r - CENTRE, out=sx)
     sx += c
     sx += (c0 - CENTRE)[:, None]
-    blank = mass <= 0
-    if blank.any():  # read every pixel where it is
-        sy[blank], sx[blank] = r, c
     return sy, sx
 
 

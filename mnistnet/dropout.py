@@ -42,14 +42,11 @@ class Dropout:
         self.rate, self.rng = float(rate), rng
         self.keep_prob = 1.0 - self.rate
         self._uniform = np.empty((capacity, n_hidden), dtype)
-        self._kept = np.empty((capacity, n_hidden), bool)
         self._mask = np.empty((capacity, n_hidden), dtype)
 
     def draw(self, n):
         """A fresh :class:`DropMask` for ``n`` samples (a view, overwritten by the next draw)."""
         uniform = self.rng.random(dtype=self._uniform.dtype, out=self._uniform[:n])
-        kept = np.greater_equal(uniform, self.rate, out=self._kept[:n])
-        mask = self._mask[:n]
-        np.copyto(mask, kept)
+        mask = np.greater_equal(uniform, self.rate, out=self._mask[:n])  # 1 where kept, else 0
         mask *= 1 / self.keep_prob
         return DropMask(mask, self.keep_prob)

@@ -124,8 +124,7 @@ def test_evaluate_and_predict_prepare_images_as_a_deskewed_model_was_trained(tmp
     from mnistnet.checkpoint import load_model
     from mnistnet.model import predict_proba
 
-    loaded = load_model(model)
-    params = loaded[0] if isinstance(loaded, tuple) else loaded.params
+    params, _ = load_model(model)
     P = predict_proba(params, deskew(images.reshape(3, -1).astype(np.float32) / 255), "multiclass")
     rows = predicted["predictions"]
     assert [row["prediction"] for row in rows] == [int(p) for p in P.argmax(axis=1)]
